@@ -1,0 +1,215 @@
+"""The ONE bridge to ComfyUI. Nothing else in the pack imports ComfyUI modules.
+
+When ComfyUI is present (its ``folder_paths`` and ``comfy`` modules import), this uses:
+the models folder and ``extra_model_paths.yaml`` remaps (``folder_paths``), the
+input/output/temp folders, the torch device and fp16 policy (``comfy.model_management``),
+the node progress bar (``comfy.utils.ProgressBar``) and the interruption check
+(``throw_exception_if_processing_interrupted``). Without ComfyUI each has a standalone
+fallback, so tests, the command line and library users need no host.
+
+Modules are looked up at call time (not import time) so a host that finishes loading
+after this pack, or a test that injects stand-ins, is honoured.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Optional
+
+import torch
+
+from ..pipelines import runtime, weights
+
+# folder name in ComfyUI's models dir for each family; "liveportrait" is shared with
+# LivePortraitKJ on purpose, so its downloaded safetensors are found and reused.
+MODEL_FOLDERS = {
+    "ditto": "ditto",
+    "liveportrait": "liveportrait",
+    "musetalk": "musetalk",
+    "aux": "talking_head_aux",
+}
+MODEL_EXTENSIONS = {".pth", ".pt", ".bin", ".safetensors", ".onnx", ".pkl", ".json", ".task",
+                    ".tflite"}
+
+
+def _module(name: str):
+    """The host module if ComfyUI is loaded (or a stand-in was injected), else None."""
+    mod = sys.modules.get(name)
+    if mod is not None:
+        return mod
+    if os.environ.get("TALKING_HEAD_STANDALONE") == "1":
+        return None
+    try:
+        return importlib.import_module(name)
+    except Exception:  # not installed, or a broken host install: fall back
+        return None
+
+
+def in_comfyui() -> bool:
+    return _module("folder_paths") is not None
+
+
+# ---------------------------------------------------------------------------------------
+# folders
+
+
+def register_model_folders() -> None:
+    """Register one models folder per family with explicit extensions (a new name would
+    otherwise get an empty filter and list every file, notes.txt included)."""
+    fp = _module("folder_paths")
+    if fp is None:
+        return
+    for name in MODEL_FOLDERS.values():
+        default = os.path.join(fp.models_dir, name)
+        entry = fp.folder_names_and_paths.get(name)
+        if entry is None:
+            fp.folder_names_and_paths[name] = ([default], set(MODEL_EXTENSIONS))
+        else:
+            paths, exts = entry
+            if default not in paths:
+                paths.append(default)
+            fp.folder_names_and_paths[name] = (paths, set(exts) | MODEL_EXTENSIONS)
+
+
+def model_dirs(family: str) -> list:
+    """Folders searched for ``family``'s files, the download target first."""
+    fp = _module("folder_paths")
+    if fp is None:
+        return [os.path.join(weights.default_models_root(), MODEL_FOLDERS[family])]
+    register_model_folders()
+    return list(fp.get_folder_paths(MODEL_FOLDERS[family]))
+
+
+def model_roots() -> dict:
+    """{family: [folders]} for every family, for the weights registry."""
+    return {family: model_dirs(family) for family in MODEL_FOLDERS}
+
+
+def output_dir() -> str:
+    fp = _module("folder_paths")
+    path = fp.get_output_directory() if fp else os.environ.get(
+        "TALKING_HEAD_OUTPUT", os.path.join(os.getcwd(), "output"))
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def temp_dir() -> str:
+    fp = _module("folder_paths")
+    if fp is not None:
+        path = fp.get_temp_directory()
+    else:
+        import tempfile
+
+        path = os.path.join(tempfile.gettempdir(), "talking_head")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def input_dir() -> str:
+    fp = _module("folder_paths")
+    return fp.get_input_directory() if fp else os.environ.get(
+        "TALKING_HEAD_INPUT", os.path.join(os.getcwd(), "input"))
+
+
+def input_files(exts) -> list:
+    """Files in the input folder (recursively, relative paths) with one of ``exts``."""
+    root = input_dir()
+    if not os.path.isdir(root):
+        return []
+    out = []
+    for dirpath, _dirs, files in os.walk(root):
+        for f in files:
+            if os.path.splitext(f)[1].lower() in exts:
+                out.append(os.path.relpath(os.path.join(dirpath, f), root).replace(os.sep, "/"))
+    return sorted(out)
+
+
+def resolve_input(name: str) -> str:
+    """An input widget value -> a file path (annotated names like 'x.png [input]' too)."""
+    fp = _module("folder_paths")
+    if fp is not None and hasattr(fp, "get_annotated_filepath"):
+        path = fp.get_annotated_filepath(name)
+        if os.path.isfile(path):
+            return path
+    if os.path.isabs(name) or os.path.isfile(name):
+        return name
+    return os.path.join(input_dir(), name)
+
+
+# ---------------------------------------------------------------------------------------
+# device, dtype
+
+
+def torch_device() -> torch.device:
+    mm = _module("comfy.model_management")
+    if mm is not None:
+        return mm.get_torch_device()
+    return runtime.pick_device("auto")
+
+
+def offload_device() -> torch.device:
+    mm = _module("comfy.model_management")
+    if mm is not None and hasattr(mm, "unet_offload_device"):
+        return mm.unet_offload_device()
+    return torch.device("cpu")
+
+
+def torch_dtype(preference: str = "auto", device: Optional[torch.device] = None) -> torch.dtype:
+    """auto/fp32/fp16/bf16 -> a dtype for ``device``; 'auto' follows the host's fp16 policy."""
+    device = device or torch_device()
+    if preference == "auto":
+        mm = _module("comfy.model_management")
+        if mm is not None and hasattr(mm, "should_use_fp16"):
+            try:
+                use_half = bool(mm.should_use_fp16(device))
+            except TypeError:
+                use_half = bool(mm.should_use_fp16())
+            return runtime.pick_dtype("auto", device, half_ok=use_half)
+    return runtime.pick_dtype(preference, device)
+
+
+def free_memory(num_bytes: int, device: torch.device) -> None:
+    mm = _module("comfy.model_management")
+    if mm is not None and hasattr(mm, "free_memory") and device.type != "cpu":
+        mm.free_memory(num_bytes, device)
+
+
+# ---------------------------------------------------------------------------------------
+# progress and interruption
+
+
+def check_interrupt() -> None:
+    """Raise if the user pressed Cancel (ComfyUI) or an interrupt was requested."""
+    mm = _module("comfy.model_management")
+    if mm is not None:
+        mm.throw_exception_if_processing_interrupted()
+    runtime.check_interrupt()
+
+
+class Progress:
+    """Node progress bar: ComfyUI's ProgressBar when hosted, a terminal bar otherwise."""
+
+    def __init__(self, total: int, desc: str = ""):
+        utils = _module("comfy.utils")
+        self.total = max(1, int(total))
+        self.n = 0
+        self._bar = (utils.ProgressBar(self.total) if utils is not None and hasattr(utils, "ProgressBar")
+                     else runtime.TerminalProgress(self.total, desc))
+
+    def update(self, n: int = 1) -> None:
+        self.set(self.n + n)
+
+    def set(self, value: int) -> None:
+        self.n = min(self.total, int(value))
+        self._set(self.n)
+
+    def _set(self, value: int) -> None:
+        try:
+            self._bar.update_absolute(value, self.total)
+        except TypeError:
+            self._bar.update_absolute(value)
+
+    def __call__(self, value: int) -> None:
+        """Callable form for pipelines' ``progress=`` arguments (value = items done)."""
+        self.set(value)

@@ -1,0 +1,166 @@
+"""Edge nodes: Load Source (image or video -> IMAGE, fps, AUDIO) and Write Video."""
+from __future__ import annotations
+
+import math
+import os
+import time
+
+import numpy as np
+
+from ..pipelines import audio as audio_ops
+from ..pipelines import media
+from ..pipelines.errors import MediaError
+from . import host
+from .convert import audio_to_numpy, check_image, image_to_tensor, numpy_to_audio
+from .registry import register
+
+SOURCE_EXTS = media.IMAGE_EXTS | media.VIDEO_EXTS
+AAC_RATES = {96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350}
+
+
+@register("Load Source", "io")
+class LoadSource:
+    DESCRIPTION = ("Load a portrait image or video from ComfyUI's input folder (or a path). "
+                   "Returns the frames, the frame rate (exact: 29.97 stays 30000/1001), the "
+                   "video's audio track if it has one, and an info line.")
+    RETURN_TYPES = ("IMAGE", "FLOAT", "AUDIO", "STRING")
+    RETURN_NAMES = ("frames", "fps", "audio", "info")
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "source": (host.input_files(SOURCE_EXTS) or [""], {"image_upload": True}),
+                "max_frames": ("INT", {"default": 0, "min": 0, "max": 100000,
+                                       "tooltip": "0 = every frame. Caps memory for long videos."}),
+                "every_nth": ("INT", {"default": 1, "min": 1, "max": 100,
+                                      "tooltip": "Keep one frame in N (the fps is divided by N)."}),
+            },
+            "optional": {
+                "path": ("STRING", {"default": "", "tooltip": "A file path; overrides 'source' when set."}),
+            },
+        }
+
+    @classmethod
+    def _path(cls, source, path=""):
+        return path.strip() if path and path.strip() else host.resolve_input(source)
+
+    @classmethod
+    def IS_CHANGED(cls, source, path="", **_):
+        p = cls._path(source, path)
+        return f"{p}:{os.path.getmtime(p)}" if os.path.isfile(p) else p
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, source, path="", **_):
+        p = cls._path(source, path)
+        if not os.path.isfile(p):
+            return f"Source file not found: {p}. Upload an image or video, or set 'path'."
+        return True
+
+    def load(self, source, max_frames=0, every_nth=1, path=""):
+        p = self._path(source, path)
+        if media.is_image_path(p):
+            frame = media.read_image(p)
+            info = f"image {frame.shape[1]}x{frame.shape[0]} from {os.path.basename(p)}"
+            return image_to_tensor(frame), 25.0, None, info
+        video = media.read_video(p, max_frames=max_frames or None, every_nth=every_nth,
+                                 check_interrupt=host.check_interrupt)
+        if video.frames.shape[0] == 1 and not video.info.has_audio:  # a still image with an odd extension
+            return image_to_tensor(video.frames), 25.0, None, f"image from {os.path.basename(p)}"
+        n, h, w = video.frames.shape[:3]
+        fps = float(video.fps)
+        aud = numpy_to_audio(video.audio, video.sample_rate) if video.audio is not None else None
+        info = (f"video {w}x{h}, {n} frames at {fps:.3f} fps ({video.fps}), "
+                + (f"audio {video.sample_rate} Hz" if aud else "no audio"))
+        return image_to_tensor(video.frames), fps, aud, info
+
+
+LENGTH_MODES = ("match audio (loop frames)", "match audio (hold last frame)",
+                "match audio (ping-pong)", "match frames (cut or pad audio)")
+
+
+def frame_order(n_frames: int, n_out: int, mode: str) -> np.ndarray:
+    """Indices of the input frames used for ``n_out`` output frames."""
+    i = np.arange(n_out)
+    if n_frames <= 1:
+        return np.zeros(n_out, dtype=np.int64)
+    if "hold" in mode:
+        return np.minimum(i, n_frames - 1)
+    if "ping-pong" in mode:
+        period = 2 * n_frames - 2
+        j = i % period
+        return np.where(j < n_frames, j, period - j)
+    return i % n_frames
+
+
+@register("Write Video", "io")
+class WriteVideo:
+    DESCRIPTION = ("Write frames (+ audio) to an H.264/AAC MP4 in the output folder, streaming "
+                   "frames to ffmpeg. With audio, the video's length follows the audio (frames "
+                   "loop, hold or ping-pong) unless 'match frames' is chosen. The result plays "
+                   "in the node.")
+    RETURN_TYPES = ("STRING",)
+    RETURN_NAMES = ("path",)
+    FUNCTION = "write"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "frames": ("IMAGE",),
+                "fps": ("FLOAT", {"default": 25.0, "min": 1.0, "max": 240.0, "step": 0.001}),
+                "filename_prefix": ("STRING", {"default": "TalkingHead"}),
+                "length": (LENGTH_MODES, {"default": LENGTH_MODES[0]}),
+                "crf": ("INT", {"default": 19, "min": 0, "max": 51,
+                                "tooltip": "x264 quality: lower is better and larger (17-23 is typical)."}),
+                "preset": (("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                            "slower", "veryslow"), {"default": "medium"}),
+            },
+            "optional": {"audio": ("AUDIO",)},
+        }
+
+    def write(self, frames, fps, filename_prefix, length=LENGTH_MODES[0], crf=19, preset="medium",
+              audio=None):
+        frames = check_image(frames, "frames")
+        path, subfolder, name = _output_path(filename_prefix)
+        wav = rate = None
+        n_in = int(frames.shape[0])
+        n_out = n_in
+        if audio is not None:
+            wav, rate = audio_to_numpy(audio)
+            seconds = wav.shape[-1] / rate
+            if length.startswith("match audio"):
+                n_out = max(1, round(seconds * fps))
+            else:
+                wav = audio_ops.fit_length(wav, int(round(n_in / fps * rate)))
+            if rate not in AAC_RATES:  # the AAC encoder only takes standard rates
+                wav, rate = audio_ops.resample(wav, rate, 48000, mono=False), 48000
+        order = frame_order(n_in, n_out, length)
+        progress = host.Progress(n_out, "write video")
+
+        def chunks(size=16):
+            for s in range(0, n_out, size):
+                yield frames[order[s:s + size]]
+
+        media.write_video(path, chunks(), fps, wav, rate, crf=crf, preset=preset,
+                          check_interrupt=host.check_interrupt, on_frame=progress.set)
+        preview = {"filename": name, "subfolder": subfolder, "type": "output"}
+        return {"ui": {"images": [preview], "animated": (True,)}, "result": (path,)}
+
+
+def _output_path(prefix: str):
+    """A new, non-clashing file in the output folder: <prefix>_00001.mp4 (prefix may hold
+    sub-folders, as with core Save nodes)."""
+    prefix = (prefix or "TalkingHead").strip().replace("\\", "/")
+    root = host.output_dir()
+    sub, base = os.path.split(prefix)
+    folder = os.path.normpath(os.path.join(root, sub))
+    if os.path.commonpath([folder, os.path.abspath(root)]) != os.path.abspath(root):
+        raise MediaError(f"filename_prefix '{prefix}' points outside the output folder.")
+    os.makedirs(folder, exist_ok=True)
+    existing = [f for f in os.listdir(folder) if f.startswith(base + "_") and f.endswith(".mp4")]
+    counter = 1 + max([int(f[len(base) + 1:-4]) for f in existing if f[len(base) + 1:-4].isdigit()] or [0])
+    name = f"{base}_{counter:05d}.mp4"
+    return os.path.join(folder, name), sub, name

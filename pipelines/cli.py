@@ -1,0 +1,113 @@
+"""Command line over ``pipelines/`` (no ComfyUI needed).
+
+    python -m pipelines doctor
+    python -m pipelines download ditto|liveportrait|musetalk|aux|all [--group G]
+    python -m pipelines render ditto --source face.png --audio speech.wav --out out.mp4
+    python -m pipelines render musetalk --source clip.mp4 --audio speech.wav --out out.mp4
+    python -m pipelines render liveportrait --source face.png --driving drive.mp4 --out out.mp4
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import shutil
+import sys
+
+from . import weights
+from .errors import TalkingHeadError
+
+RENDERERS = {  # family -> module with add_arguments(parser) and run(args)
+    "ditto": "pipelines.ditto.render",
+    "musetalk": "pipelines.musetalk.render",
+    "liveportrait": "pipelines.liveportrait.render",
+}
+
+
+def _renderer(family: str):
+    pkg = __package__ or "pipelines"
+    return importlib.import_module(RENDERERS[family].replace("pipelines", pkg, 1))
+
+
+def cmd_doctor(_args) -> int:
+    import torch
+
+    from . import media, runtime
+
+    ok = True
+    print(f"python  {sys.version.split()[0]}  torch {torch.__version__}  threads {torch.get_num_threads()}")
+    dev = runtime.pick_device("auto")
+    print(f"device  {dev}" + (f" ({torch.cuda.get_device_name(0)})" if dev.type == "cuda" else ""))
+    try:
+        exe = media.ffmpeg_exe()
+        import subprocess
+
+        enc = subprocess.run([exe, "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
+        have = [e for e in ("libx264", "h264_nvenc", "aac") if f" {e} " in enc]
+        print(f"ffmpeg  {exe}\n        encoders: {', '.join(have)}")
+        ok &= "libx264" in have and "aac" in have
+    except TalkingHeadError as exc:
+        print(f"ffmpeg  MISSING: {exc}")
+        ok = False
+    for mod in ("mediapipe", "onnxruntime", "diffusers", "transformers", "safetensors", "huggingface_hub", "cv2"):
+        try:
+            m = importlib.import_module(mod)
+            print(f"module  {mod:16s} {getattr(m, '__version__', 'ok')}")
+        except Exception as exc:
+            print(f"module  {mod:16s} MISSING ({type(exc).__name__})")
+    print(f"models  {weights.default_models_root()}")
+    for entry, path in weights.status():
+        mark = "ok " if path else ("-- " if entry.optional else "MISSING")
+        print(f"  {mark:7s} {entry.family:12s} {entry.group:11s} {entry.local}")
+    print("Download missing files with: " + ", ".join(
+        weights.download_command(f) for f in ("ditto", "musetalk", "liveportrait", "aux")))
+    return 0 if ok else 1
+
+
+def cmd_download(args) -> int:
+    families = weights.FAMILIES if args.family == "all" else (args.family,)
+    for family in families:
+        for fam in (family, *weights.NEEDS[family]):
+            grps = [args.group] if args.group and fam == family else (
+                ["pytorch"] if fam == "ditto" else ["official"] if fam == "liveportrait"
+                else ["v15"] if fam == "musetalk" else ["mediapipe"])
+            for g in grps:
+                paths = weights.resolve(fam, g, download=True, progress=print)
+                for role, p in paths.items():
+                    print(f"  {fam}/{g}/{role}: {p}")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipelines",
+                                     description="Talking-head video without ComfyUI.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("doctor", help="check ffmpeg, torch device and which weights are present")
+    p = sub.add_parser("download", help="download a family's weights into the models folder")
+    p.add_argument("family", choices=(*weights.FAMILIES, "all"))
+    p.add_argument("--group", help="file set within the family (e.g. official, safetensors)")
+    r = sub.add_parser("render", help="render a talking-head video")
+    rsub = r.add_subparsers(dest="family", required=True)
+    for family in RENDERERS:
+        try:
+            module = _renderer(family)
+        except ModuleNotFoundError:  # a family whose pipeline is not installed in this build
+            continue
+        module.add_arguments(rsub.add_parser(family, help=module.__doc__.strip().splitlines()[0]))
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "doctor":
+            return cmd_doctor(args)
+        if args.command == "download":
+            return cmd_download(args)
+        return _renderer(args.family).run(args)
+    except TalkingHeadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

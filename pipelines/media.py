@@ -1,0 +1,367 @@
+"""Image, video and audio I/O through the ffmpeg binary that imageio-ffmpeg ships.
+
+One decoder for everything: images and videos are read as 16-bit RGB (so 8-bit,
+16-bit, grayscale, palette and RGBA inputs all come out as RGB float in 0..1), audio as
+float32 at a requested rate. Writing streams frames to ffmpeg's stdin, so memory stays
+flat whatever the video length, and muxes AAC audio in the same pass.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+import tempfile
+import wave
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Callable, Iterable, Iterator, Optional
+
+import numpy as np
+
+from .errors import MediaError
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+VIDEO_EXTS = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".flv"}
+AUDIO_EXTS = {".wav", ".mp3", ".flac", ".ogg", ".m4a", ".aac", ".opus", ".wma"}
+MIN_SIDE = 2  # a 1x1 "image" can't hold a face; anything smaller than this is refused
+
+
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary (imageio-ffmpeg's, or $IMAGEIO_FFMPEG_EXE)."""
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        raise MediaError("imageio-ffmpeg is not installed: run `pip install imageio-ffmpeg`.") from None
+    try:
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError as exc:
+        raise MediaError(f"No ffmpeg binary found ({exc}). Reinstall imageio-ffmpeg.") from None
+
+
+# ---------------------------------------------------------------------------------------
+# probing
+
+
+@dataclass
+class MediaInfo:
+    path: str
+    duration: Optional[float] = None
+    width: int = 0
+    height: int = 0
+    fps: Optional[Fraction] = None
+    video_codec: Optional[str] = None
+    pix_fmt: Optional[str] = None
+    audio_codec: Optional[str] = None
+    sample_rate: Optional[int] = None
+    channels: int = 0
+    streams: list = field(default_factory=list)
+
+    @property
+    def has_video(self) -> bool:
+        return self.video_codec is not None
+
+    @property
+    def has_audio(self) -> bool:
+        return self.audio_codec is not None
+
+
+_DURATION = re.compile(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
+_STREAM = re.compile(r"Stream #\d+:\d+(?:\[\w+\])?(?:\(\w+\))?: (Video|Audio): (.*)")
+
+
+def exact_fps(value: float) -> Fraction:
+    """ffmpeg prints rates rounded (29.97); recover NTSC rationals like 30000/1001."""
+    if value <= 0:
+        raise MediaError(f"invalid frame rate {value}")
+    whole = round(value)
+    if abs(value - whole) < 1e-3:
+        return Fraction(whole)
+    ntsc = round(value * 1.001)
+    if abs(value - ntsc / 1.001) < 0.006:
+        return Fraction(ntsc * 1000, 1001)
+    return Fraction(value).limit_denominator(1001)
+
+
+def probe(path: str) -> MediaInfo:
+    """Streams and duration of a media file, parsed from ffmpeg's report."""
+    if not os.path.isfile(path):
+        raise MediaError(f"File not found: {path}")
+    if os.path.getsize(path) == 0:
+        raise MediaError(f"{path} is empty (0 bytes). Choose another file.")
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", path],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    report = proc.stderr.decode("utf-8", "replace")
+    info = MediaInfo(path)
+    m = _DURATION.search(report)
+    if m:
+        h, mi, s = m.groups()
+        info.duration = int(h) * 3600 + int(mi) * 60 + float(s)
+    for kind, desc in _STREAM.findall(report):
+        info.streams.append((kind, desc))
+        codec = desc.split(",")[0].split()[0]
+        if kind == "Video" and info.video_codec is None:
+            info.video_codec = codec
+            size = re.search(r"(?:^|[ ,])(\d{1,5})x(\d{1,5})(?=[ ,\[]|$)", desc)
+            if size:
+                info.width, info.height = int(size.group(1)), int(size.group(2))
+            pf = re.match(r"\w+(?: \([^)]*\))*(?: \([^)]*\))?, (\w+)", desc)
+            info.pix_fmt = pf.group(1) if pf else None
+            rate = re.search(r"([\d.]+) fps", desc) or re.search(r"([\d.]+) tbr", desc)
+            if rate and float(rate.group(1)) > 0:
+                info.fps = exact_fps(float(rate.group(1)))
+        elif kind == "Audio" and info.audio_codec is None:
+            info.audio_codec = codec
+            sr = re.search(r"(\d+) Hz", desc)
+            info.sample_rate = int(sr.group(1)) if sr else None
+            info.channels = 1 if "mono" in desc else (2 if "stereo" in desc else 0)
+    if not info.streams:
+        first = next((ln for ln in report.splitlines() if path in ln or "Invalid" in ln), "")
+        raise MediaError(
+            f"{path} is not a readable image, video or audio file"
+            + (f" (ffmpeg: {first.strip()})" if first else "")
+            + ". Check the file, or convert it to PNG/MP4/WAV.")
+    return info
+
+
+def is_image_path(path: str) -> bool:
+    return os.path.splitext(path)[1].lower() in IMAGE_EXTS
+
+
+# ---------------------------------------------------------------------------------------
+# reading
+
+
+def _run_decoder(args: list, what: str) -> subprocess.Popen:
+    return subprocess.Popen([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def iter_frames(path: str, info: Optional[MediaInfo] = None, max_frames: Optional[int] = None,
+                every_nth: int = 1, bits: int = 8) -> Iterator[np.ndarray]:
+    """Yield decoded frames (H,W,3), uint8 (bits=8) or uint16 (bits=16), one at a time."""
+    info = info or probe(path)
+    if not info.has_video or info.width < 1:
+        raise MediaError(f"{path} has no video or image stream.")
+    w, h = info.width, info.height
+    pix = "rgb24" if bits == 8 else "rgb48le"
+    dtype = np.uint8 if bits == 8 else np.dtype("<u2")
+    frame_bytes = w * h * 3 * (1 if bits == 8 else 2)
+    args = ["-i", path, "-map", "0:v:0"]
+    if every_nth > 1:
+        args += ["-vf", f"select=not(mod(n\\,{every_nth}))", "-fps_mode", "passthrough"]
+    args += ["-f", "rawvideo", "-pix_fmt", pix, "-"]
+    proc = _run_decoder(args, "video")
+    count = 0
+    try:
+        while max_frames is None or count < max_frames:
+            buf = proc.stdout.read(frame_bytes)
+            if len(buf) < frame_bytes:
+                break
+            count += 1
+            yield np.frombuffer(buf, dtype=dtype).reshape(h, w, 3)
+    finally:
+        proc.stdout.close()
+        proc.kill()
+        err = proc.stderr.read().decode("utf-8", "replace").strip()
+        proc.wait()
+    if count == 0:
+        raise MediaError(f"No frames could be decoded from {path}" + (f": {err}" if err else "."))
+
+
+def _to_float(frame: np.ndarray) -> np.ndarray:
+    scale = 255.0 if frame.dtype == np.uint8 else 65535.0
+    return frame.astype(np.float32) / scale
+
+
+def read_image(path: str) -> np.ndarray:
+    """Any image -> (H,W,3) float32 RGB in 0..1. Transparent pixels are composited on white
+    (a transparent background must not look like a black wall to the face detector)."""
+    info = probe(path)
+    if not info.has_video:
+        raise MediaError(f"{path} is not an image.")
+    if min(info.width, info.height) < MIN_SIDE:
+        raise MediaError(f"{path} is {info.width}x{info.height} pixels; a portrait needs a real "
+                         "image (at least 64x64, ideally 512x512 or more).")
+    pix_fmt = (info.pix_fmt or "").lower()
+    has_alpha = any(tag in pix_fmt for tag in ("rgba", "bgra", "argb", "abgr", "ya", "yuva", "pal8"))
+    if not has_alpha:
+        return _to_float(next(iter_frames(path, info, max_frames=1, bits=16)))
+    w, h = info.width, info.height
+    proc = _run_decoder(["-i", path, "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgba64le", "-"],
+                        "image")
+    buf, err = proc.communicate()
+    if len(buf) < w * h * 8:
+        raise MediaError(f"Could not decode {path}: {err.decode('utf-8', 'replace').strip()}")
+    rgba = np.frombuffer(buf[: w * h * 8], dtype="<u2").reshape(h, w, 4).astype(np.float32) / 65535.0
+    alpha = rgba[..., 3:4]
+    return rgba[..., :3] * alpha + (1.0 - alpha)
+
+
+def read_audio(path: str, sample_rate: int = 16000, mono: bool = True) -> np.ndarray:
+    """Any ffmpeg-readable audio (or a video's audio track) -> float32 (T,) mono or (C,T)."""
+    info = probe(path)
+    if not info.has_audio:
+        raise MediaError(f"{path} has no audio stream.")
+    args = ["-i", path, "-map", "0:a:0", "-f", "f32le", "-ar", str(int(sample_rate))]
+    if mono:
+        args += ["-ac", "1"]
+    proc = _run_decoder(args + ["-"], "audio")
+    buf, err = proc.communicate()
+    channels = 1 if mono else max(1, info.channels or 1)
+    data = np.frombuffer(buf, dtype="<f4")
+    if data.size == 0:
+        raise MediaError(f"{path} holds no audio samples (zero-length audio). Choose a file with speech."
+                         + (f" ffmpeg: {err.decode('utf-8', 'replace').strip()}" if err.strip() else ""))
+    data = data[: data.size - data.size % channels]
+    return data.copy() if mono else data.reshape(-1, channels).T.copy()
+
+
+@dataclass
+class Video:
+    frames: np.ndarray  # (N,H,W,3) float32 0..1
+    fps: Fraction
+    audio: Optional[np.ndarray]  # (C,T) float32 or None
+    sample_rate: Optional[int]
+    info: MediaInfo
+
+
+def read_video(path: str, max_frames: Optional[int] = None, every_nth: int = 1,
+               with_audio: bool = True, check_interrupt: Optional[Callable] = None) -> Video:
+    """Decode a whole video (frames, exact fps, its audio track if any)."""
+    info = probe(path)
+    if not info.has_video:
+        raise MediaError(f"{path} has no video stream.")
+    fps = info.fps or Fraction(25)
+    frames = []
+    for fr in iter_frames(path, info, max_frames=max_frames, every_nth=every_nth):
+        if check_interrupt is not None:
+            check_interrupt()
+        frames.append(fr)
+    out = np.stack(frames).astype(np.float32) / 255.0
+    audio = sr = None
+    if with_audio and info.has_audio:
+        sr = info.sample_rate or 44100
+        audio = read_audio(path, sample_rate=sr, mono=False)
+    return Video(out, fps / every_nth, audio, sr, info)
+
+
+# ---------------------------------------------------------------------------------------
+# writing
+
+
+def _write_wav(path: str, audio: np.ndarray, sample_rate: int) -> None:
+    """(C,T) float -> 16-bit PCM WAV (the AAC encoder's input)."""
+    pcm = (np.clip(audio, -1.0, 1.0) * 32767.0).round().astype("<i2")
+    with wave.open(path, "wb") as wf:
+        wf.setnchannels(pcm.shape[0])
+        wf.setsampwidth(2)
+        wf.setframerate(int(sample_rate))
+        wf.writeframes(pcm.T.tobytes())
+
+
+def to_uint8(frame) -> np.ndarray:
+    """(H,W,3) or (B,H,W,3) float 0..1 (numpy or torch) -> uint8 numpy."""
+    if hasattr(frame, "detach"):
+        frame = frame.detach().cpu().float().numpy()
+    frame = np.asarray(frame)
+    if frame.dtype == np.uint8:
+        return frame
+    return (np.clip(frame, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def write_video(path: str, frames: Iterable, fps: float, audio: Optional[np.ndarray] = None,
+                sample_rate: Optional[int] = None, crf: int = 19, preset: str = "medium",
+                codec: str = "libx264", check_interrupt: Optional[Callable] = None,
+                on_frame: Optional[Callable[[int], None]] = None) -> str:
+    """Stream frames to an H.264 (yuv420p) MP4 with AAC audio muxed in the same pass.
+
+    frames: an iterable of (H,W,3) or (B,H,W,3) frames, float 0..1 or uint8, consumed lazily.
+    audio: (C,T) or (T,) float32 in -1..1 at ``sample_rate``; written as is (the caller
+    decides lengths). Odd sizes are padded to even (x264 with yuv420p needs even sides).
+    The file is written under a temporary name and renamed only on success, so a failed
+    or interrupted write never leaves a truncated file under ``path``.
+    """
+    if fps <= 0:
+        raise MediaError(f"fps must be positive, got {fps}")
+    out_dir = os.path.dirname(os.path.abspath(path))
+    os.makedirs(out_dir, exist_ok=True)
+    fd, tmp_video = tempfile.mkstemp(prefix=".partial-", suffix=".mp4", dir=out_dir)
+    os.close(fd)
+    tmp_wav = None
+    proc = None
+    log = tempfile.TemporaryFile()
+    count = 0
+    try:
+        it = iter(frames)
+        first = None
+        for first in it:
+            first = to_uint8(first)
+            break
+        if first is None:
+            raise MediaError("No frames to write: the video would be empty.")
+        if first.ndim == 4:
+            h, w = first.shape[1:3]
+        else:
+            h, w = first.shape[:2]
+        rate = Fraction(fps).limit_denominator(1001) if not isinstance(fps, Fraction) else fps
+        args = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+                "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
+                "-framerate", f"{rate.numerator}/{rate.denominator}", "-i", "-"]
+        if audio is not None:
+            audio = np.asarray(audio, dtype=np.float32)
+            audio = audio[None] if audio.ndim == 1 else audio
+            if audio.shape[-1] == 0:
+                raise MediaError("The audio is empty (zero samples); connect audio with sound in it.")
+            fd, tmp_wav = tempfile.mkstemp(suffix=".wav")
+            os.close(fd)
+            _write_wav(tmp_wav, audio, sample_rate or 16000)
+            args += ["-i", tmp_wav]
+        args += ["-map", "0:v:0"]
+        if audio is not None:
+            args += ["-map", "1:a:0", "-c:a", "aac", "-b:a", "192k"]
+        args += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", codec, "-pix_fmt", "yuv420p",
+                 "-crf", str(int(crf)), "-preset", preset, "-movflags", "+faststart",
+                 "-f", "mp4", tmp_video]
+        proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
+
+        def feed(block: np.ndarray) -> None:
+            nonlocal count
+            block = block[None] if block.ndim == 3 else block
+            if block.shape[1:] != (h, w, 3):
+                raise MediaError(f"frame {count} has size {block.shape[1:3]}, expected {(h, w)}; "
+                                 "all frames of a video must have one size.")
+            for fr in block:
+                if check_interrupt is not None:
+                    check_interrupt()
+                proc.stdin.write(np.ascontiguousarray(fr).tobytes())
+                count += 1
+                if on_frame is not None:
+                    on_frame(count)
+
+        feed(first)
+        for block in it:
+            feed(to_uint8(block))
+        proc.stdin.close()
+        if proc.wait() != 0:
+            log.seek(0)
+            raise MediaError(f"ffmpeg failed to write {path}: {log.read().decode('utf-8', 'replace')[-800:]}")
+        os.replace(tmp_video, path)
+        return path
+    except BrokenPipeError:
+        log.seek(0)
+        raise MediaError(f"ffmpeg stopped while writing {path}: "
+                         f"{log.read().decode('utf-8', 'replace')[-800:]}") from None
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+        for p in (tmp_video, tmp_wav):
+            if p and os.path.exists(p):
+                os.remove(p)
+
+
+def frames_for_duration(seconds: float, fps: float) -> int:
+    """Frames that cover ``seconds`` at ``fps`` (Ditto's rule: ceil(seconds·fps))."""
+    return max(1, math.ceil(seconds * float(fps) - 1e-9))

@@ -1,0 +1,33 @@
+"""Import the pack the way ComfyUI does: the checkout folder as one package.
+
+ComfyUI imports a custom node folder as a package named after the folder; tests do the
+same under the fixed name ``talking_head`` so that ``talking_head.pipelines`` and
+``talking_head.nodes`` resolve their relative imports exactly as in the host.
+"""
+import importlib.util
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE = "talking_head"
+
+if PACKAGE not in sys.modules:
+    spec = importlib.util.spec_from_file_location(
+        PACKAGE, os.path.join(ROOT, "__init__.py"), submodule_search_locations=[ROOT])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PACKAGE] = module
+    spec.loader.exec_module(module)
+
+import torch  # noqa: E402
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture
+def shared():
+    from tests.paths import SHARED, require_shared
+
+    require_shared()
+    return SHARED
