@@ -18,9 +18,9 @@ from . import weights
 from .errors import TalkingHeadError
 
 RENDERERS = {  # family -> module with add_arguments(parser) and run(args)
-    "ditto": "pipelines.ditto.render",
-    "musetalk": "pipelines.musetalk.render",
-    "liveportrait": "pipelines.liveportrait.render",
+    "ditto": "pipelines.ditto.command",
+    "musetalk": "pipelines.musetalk.command",
+    "liveportrait": "pipelines.liveportrait.command",
 }
 
 
