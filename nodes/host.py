@@ -210,6 +210,8 @@ class Progress:
         except TypeError:
             self._bar.update_absolute(value)
 
-    def __call__(self, value: int) -> None:
-        """Callable form for pipelines' ``progress=`` arguments (value = items done)."""
+    def __call__(self, value: int, total: Optional[int] = None) -> None:
+        """Callable form for pipelines' ``progress=`` arguments: (done) or (done, total)."""
+        if total is not None and total != self.total:
+            value = round(value * self.total / max(1, total))
         self.set(value)

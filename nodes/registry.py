@@ -18,3 +18,17 @@ def register(display_name: str, category: str = ""):
         return cls
 
     return wrap
+
+# the pack's own value types (pipelines/types.py holds their dataclasses)
+LP_MODELS = "THS_LP_MODELS"
+DITTO_MODELS = "THS_DITTO_MODELS"
+MUSETALK_MODELS = "THS_MUSETALK_MODELS"
+SOURCE = "THS_SOURCE"
+AUDIO_FEATURES = "THS_AUDIO_FEATURES"
+MOTION = "THS_MOTION"
+KEYPOINTS = "THS_KEYPOINTS"
+WARPED = "THS_WARPED"
+AVATAR = "THS_MUSETALK_AVATAR"
+
+DTYPE_WIDGET = (("auto", "fp32", "fp16", "bf16"), {"default": "auto",
+                "tooltip": "auto: the host's choice (fp16 on most GPUs); the CPU always runs fp32."})

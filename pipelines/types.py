@@ -121,6 +121,7 @@ class Source:
     motion: the motion extractor's outputs per frame (None until registered with models).
     appearance: (N_app,32,16,64,64) float16 on CPU (F's output), N_app = N or 1.
     eye_open: (N,2), eye_ball: (N,6) (Ditto's eye attributes; None when not computed).
+    mesh478: (N,478,3) MediaPipe mesh in normalised crop coordinates (Ditto's eye features).
     """
 
     frames: torch.Tensor
@@ -134,6 +135,8 @@ class Source:
     appearance: Optional[torch.Tensor] = None
     eye_open: Optional[torch.Tensor] = None
     eye_ball: Optional[torch.Tensor] = None
+    mesh478: Optional[torch.Tensor] = None  # (N,478,3) MediaPipe mesh in normalised crop coords
+    kinds: list = field(default_factory=list)  # per frame: detected/eyes/reused/manual/fallback
     notes: list = field(default_factory=list)  # warnings for the info string
 
     def __post_init__(self):
@@ -247,6 +250,7 @@ class Keypoints:
     x_d: torch.Tensor
     fps: float
     source_index: torch.Tensor
+    meta: dict = field(default_factory=dict)  # e.g. {"family": "ditto"} for the putback edge
 
     def __post_init__(self):
         n = _same_length("KEYPOINTS", x_s=self.x_s, x_d=self.x_d, source_index=self.source_index)
