@@ -1,0 +1,181 @@
+"""Raw LMDM motion + a registered portrait -> ``Motion`` (degrees) -> ``Keypoints``.
+
+:func:`stitch_motion` runs :class:`~.motion_stitch.MotionStitcher` over every output
+frame with the source frame that serves it, so it covers images, video templates
+(ping-pong), ``template_n_frames`` and "preserve original motion":
+
+* image: the generated head pose, translation and lip/eye expression drive the still;
+* video (``use_d_keys=("exp",)``, no eye drive): each output frame keeps *its* source
+  frame's pose, translation, scale and expression, and only the lip keypoints'
+  expression becomes ``exp_src + (exp_gen - exp_gen[d0])`` (the audio-driven delta);
+* ``preserve_motion``: the same, but over *all* source frames (the template's first N
+  frames only condition the LMDM), so the video's own head motion and blinks stay.
+  The source's mouth should be closed: the delta is added to whatever the lips do.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ..liveportrait.keypoints import compose_keypoints, rotation_matrix, transform_keypoint
+from ..liveportrait.stitching import stitch
+from ..types import Keypoints, Motion, MotionInfo
+from .config import DittoConfig
+from .frames import mirror_indices, template_frames
+from .motion_layout import motion_info_frame, row_to_info
+from .motion_stitch import (POSE_KEYS, MotionStitcher, StitchSettings, blink_schedule,
+                            check_controls, degrees, fade_controls, merge_controls)
+
+
+@dataclass
+class DittoMotion:
+    """The LMDM's motion: (T,265) rows (clipped; layout in motion_layout) at ``fps``, and
+    the relative-motion anchor ``d0`` (online mode: the warm-up frame; offline: None,
+    i.e. the first frame)."""
+
+    rows: torch.Tensor
+    fps: float = 25.0
+    d0: Optional[torch.Tensor] = None
+    online: bool = False
+
+    def __len__(self) -> int:
+        return int(self.rows.shape[0])
+
+
+def _np(x) -> np.ndarray:
+    return x.detach().cpu().float().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, np.float32)
+
+
+class MotionDriver:
+    """Stateful :func:`stitch_motion` for streams: ``push(rows, d0)`` -> Motion of the new
+    frames. ``n_frames`` (None when unknown, e.g. live) sizes the blink schedule and the
+    fade-out; the arguments are those of :func:`stitch_motion`."""
+
+    def __init__(self, source: MotionInfo, cfg: Optional[DittoConfig] = None, *,
+                 n_frames: Optional[int] = None, is_image: Optional[bool] = None,
+                 template_n_frames: Optional[int] = None, preserve_motion: bool = False,
+                 use_d_keys=None, relative: Optional[bool] = None, drive_eye: Optional[bool] = None,
+                 blinks: bool = True, blink_gap=None, blink_idx=None, fade_in: int = 0,
+                 fade_out: int = 0, fade_type: Optional[str] = None, fade_keys=None,
+                 overall: Optional[dict] = None, keyframes=None, use_reference_identity: bool = True,
+                 reference_quirks: bool = False, seed: int = 0, fps: float = 25.0):
+        cfg = cfg or DittoConfig()
+        self.source, self.fps, self.frame0 = source, float(fps), 0
+        n_src = len(source)
+        tn = cfg.template_n_frames if template_n_frames is None else template_n_frames
+        self.n_render = n_src if preserve_motion else template_frames(n_src, tn)
+        self._infos = {}
+        delta_eye = cfg.delta_eye_arr if blinks else None
+        gap = cfg.delta_eye_open_n if blink_gap is None else blink_gap
+        if blink_idx is None and delta_eye is not None:
+            # unknown length: a long schedule, cycled (the reference uses 3000 frames)
+            blink_idx = blink_schedule(n_frames or 3000, len(delta_eye), gap, seed)
+        ch_scale = None
+        if use_reference_identity and cfg.ch_info is not None:
+            ch_scale = np.asarray(cfg.ch_info["x_s_info_lst"][0]["scale"]).reshape(-1)[0]
+        settings = StitchSettings(
+            is_image=(n_src == 1) if is_image is None else bool(is_image),
+            use_d_keys=cfg.use_d_keys if use_d_keys is None else use_d_keys,
+            relative_d=cfg.relative_d if relative is None else bool(relative),
+            drive_eye=cfg.drive_eye if drive_eye is None else drive_eye,
+            delta_eye_arr=delta_eye, blink_idx=blink_idx,
+            fade_type=cfg.fade_type if fade_type is None else fade_type,
+            fade_out_keys=tuple(cfg.fade_out_keys if fade_keys is None else fade_keys),
+            overall_ctrl_info=dict(cfg.overall_ctrl_info if overall is None else overall),
+            ch_scale=ch_scale, reference_quirks=reference_quirks)
+        check_controls(settings.overall_ctrl_info, " in the overall controls")
+        # a fade-out needs the length; live streams can only fade in
+        fades = fade_controls(n_frames or 0, fade_in, fade_out if n_frames else 0)
+        self.ctrl = merge_controls(fades, keyframes)
+        for f, c in self.ctrl.items():
+            check_controls(c, f" at frame {f}")
+        self.settings = settings
+        self.stitcher: Optional[MotionStitcher] = None
+
+    def _src(self, i: int) -> dict:
+        if i not in self._infos:
+            self._infos[i] = motion_info_frame(self.source, int(i))
+        return self._infos[i]
+
+    def push(self, rows, d0=None) -> Motion:
+        rows = _np(rows).reshape(-1, 265)
+        if self.stitcher is None:
+            anchor = row_to_info(_np(d0)) if d0 is not None else None
+            self.stitcher = MotionStitcher(self.settings, self._src(0), d0=anchor)
+        index = mirror_indices(np.arange(self.frame0, self.frame0 + len(rows)), self.n_render)
+        finals = [self.stitcher.frame(self._src(index[j]), row_to_info(rows[j]),
+                                      self.ctrl.get(self.frame0 + j))
+                  for j in range(len(rows))]
+        self.frame0 += len(rows)
+        st = self.stitcher
+        # "absolute": already expressed for this source (see animate.keypoints_for)
+        return infos_to_motion(finals, index, self.fps, meta={
+            "kind": "absolute", "family": "ditto",
+            "reference_quirks": self.settings.reference_quirks, "scale_ratio": st.scale_ratio,
+            "use_d_keys": st.use_d_keys, "drive_eye": st.drive_eye})
+
+
+def stitch_motion(raw, source: MotionInfo, cfg: Optional[DittoConfig] = None, **kw) -> Motion:
+    """Apply the portrait and every control to raw motion; returns ``Motion`` (degrees).
+
+    raw: :class:`DittoMotion` or (T,265) rows. source: the portrait's MotionInfo (N frames).
+    Settings left at None come from ``cfg`` (the released cfg's defaults):
+    is_image, template_n_frames, preserve_motion, use_d_keys (tuple or {key: weight}),
+    relative, drive_eye, blinks (seeded by ``seed``; ``blink_gap`` frames between, or
+    ``blink_idx`` (T,) to inject a schedule), fade_in / fade_out (frames), fade_type
+    ("s" source, "d0" first frame), fade_keys, overall (controls for every frame),
+    keyframes ({frame: {control: value}} or a list, overriding ``overall`` per frame),
+    use_reference_identity (the cfg's ch_info scale ratio), reference_quirks.
+    Controls: delta_/alpha_ pitch/yaw/roll (degrees / factor), delta_exp (63),
+    vad_alpha, fade_alpha, fade_out_keys.
+    """
+    if isinstance(raw, DittoMotion):
+        rows, d0 = raw.rows, raw.d0
+        kw.setdefault("fps", raw.fps)
+    else:
+        rows, d0 = raw, None
+    driver = MotionDriver(source, cfg, n_frames=len(rows), **kw)
+    return driver.push(rows, d0)
+
+
+def infos_to_motion(infos, source_index, fps: float, meta: Optional[dict] = None) -> Motion:
+    """Final per-frame info dicts -> Motion (pose converted to degrees)."""
+    def stack(fn):
+        return torch.from_numpy(np.stack([np.asarray(fn(i), np.float32).reshape(-1) for i in infos]))
+    pose = {k: stack(lambda i, k=k: degrees(i[k])) for k in POSE_KEYS}
+    return Motion(scale=stack(lambda i: i["scale"]), t=stack(lambda i: i["t"]),
+                  exp=stack(lambda i: i["exp"]), fps=float(fps),
+                  source_index=torch.as_tensor(np.asarray(source_index), dtype=torch.long),
+                  meta=dict(meta or {}), **pose)
+
+
+def source_keypoints(source: MotionInfo, index) -> torch.Tensor:
+    """x_s (T,21,3) of the source frames ``index``."""
+    info = source.select(torch.as_tensor(index, dtype=torch.long))
+    return transform_keypoint({k: v.float() for k, v in info.as_dict().items()})
+
+
+def driving_keypoints(motion: Motion, source: MotionInfo) -> torch.Tensor:
+    """x_d (T,21,3) before stitching: the source frame's canonical kp moved by the motion."""
+    kp = source.kp[motion.source_index].float()
+    R = rotation_matrix(motion.pitch, motion.yaw, motion.roll)
+    return compose_keypoints(kp, R, motion.exp, motion.scale, motion.t)
+
+
+@torch.no_grad()
+def motion_keypoints(motion: Motion, source: MotionInfo, stitch_net=None,
+                     batch: int = 1024) -> Keypoints:
+    """Motion -> Keypoints; with ``stitch_net`` (Ditto's / LivePortrait's S) x_d is stitched
+    so the face stays attached to the shoulders."""
+    x_s = source_keypoints(source, motion.source_index)
+    x_d = driving_keypoints(motion, source)
+    if stitch_net is not None:
+        p = next(stitch_net.parameters())
+        parts = [stitch(stitch_net, x_s[i:i + batch].to(p.device, p.dtype),
+                        x_d[i:i + batch].to(p.device, p.dtype)).float().cpu()
+                 for i in range(0, len(x_d), batch)]
+        x_d = torch.cat(parts) if parts else x_d
+    return Keypoints(x_s=x_s, x_d=x_d, fps=motion.fps, source_index=motion.source_index)

@@ -1,0 +1,244 @@
+"""Avatars (MuseTalk's realtime path, spec §1.5) and the per-clip generate / blend steps.
+
+:func:`prepare_avatar` does everything that depends only on the source frames, once:
+crop boxes, 256 crops, the 8-channel VAE latents (masked | reference), the BiSeNet
+parsing maps and the feathered blend masks. Any number of audio clips then reuse it:
+:func:`generate` runs only UNet + VAE decode per output frame, :func:`blend` only resizes
+and composites. :func:`with_blend_settings` re-derives the masks from the cached parsing
+maps (new mode / cheek widths / boundary / feathering) without running a network.
+
+Output frame ``t`` uses source frame ``schedule[t]``, the reference's ping-pong cycle
+``0..N-1, N-1..0`` repeated, so a short video covers long audio without a jump.
+Source frames without a face (bug B2 in the reference drops or desynchronises them)
+keep their slot: they are neither encoded nor generated and come out unchanged.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from ..errors import NoFaceError, ShapeError
+from ..types import AudioFeatures, ModelBundle
+from . import blending as B
+from .crop import CROP_SIZE, crop_face, face_boxes
+from .latents import decode_latents, encode_latents, unet_step
+
+Progress = Optional[Callable[[int, int], None]]
+Interrupt = Optional[Callable[[], None]]
+
+
+@dataclass
+class Avatar:
+    """Cached per-source-frame material (CPU). See the module docstring.
+
+    frames (N,H,W,3) uint8 RGB; boxes (N,4) int32 incl. extra_margin; face_found (N,);
+    crops (N,256,256,3) uint8; latents (N,8,32,32) float32; crop_boxes (N,4) int32;
+    parsing (N,512,512) uint8 class maps; alphas: per frame a (crop_h, crop_w) uint8
+    feathered mask over its crop box (None where no face); settings: the mask options.
+    """
+
+    frames: np.ndarray
+    boxes: np.ndarray
+    face_found: np.ndarray
+    crops: np.ndarray
+    latents: torch.Tensor
+    crop_boxes: np.ndarray
+    parsing: np.ndarray
+    alphas: list
+    settings: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.frames.shape[0])
+
+    def __repr__(self) -> str:
+        h, w = self.frames.shape[1:3]
+        return (f"Avatar({len(self)} frames {w}x{h}, {int(self.face_found.sum())} with a face, "
+                f"{self.settings.get('parsing_mode')})")
+
+
+def frame_schedule(n_source: int, n_out: int) -> np.ndarray:
+    """Source frame per output frame: the ping-pong cycle of the reference."""
+    cycle = np.concatenate([np.arange(n_source), np.arange(n_source)[::-1]])
+    return cycle[np.arange(n_out) % len(cycle)].astype(np.int64)
+
+
+def as_uint8_frames(frames) -> np.ndarray:
+    """(N,H,W,3) float 0..1 (ComfyUI IMAGE) or uint8 -> uint8 numpy."""
+    x = frames.detach().cpu().numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
+    if x.ndim == 3:
+        x = x[None]
+    if x.ndim != 4 or x.shape[-1] != 3:
+        raise ShapeError(f"frames must be (N, H, W, 3) RGB images, got shape {x.shape}")
+    if x.dtype == np.uint8:
+        return np.ascontiguousarray(x)
+    return np.clip(np.rint(x.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
+
+
+def _masks(avatar_parsing, boxes, crop_boxes, found, settings) -> list:
+    out = []
+    for i in range(len(found)):
+        if not found[i]:
+            out.append(None)
+            continue
+        m512 = B.mode_mask(avatar_parsing[i], settings["parsing_mode"],
+                           settings["left_cheek_width"], settings["right_cheek_width"])
+        out.append(B.feathered_mask(m512, boxes[i], crop_boxes[i],
+                                    settings["upper_boundary_ratio"], settings["blur_ratio"]))
+    return out
+
+
+def prepare_avatar(bundle: ModelBundle, frames, boxes=None, face_found=None,
+                   parsing_mode: str = "jaw", left_cheek_width: int = 90,
+                   right_cheek_width: int = 90, upper_boundary_ratio: float = 0.5,
+                   blur_ratio: float = 0.05, expand: float = 1.5, seed: Optional[int] = None,
+                   batch_size: int = 8, progress: Progress = None,
+                   check_interrupt: Interrupt = None, landmarks=None, bbox_shift: int = 0,
+                   extra_margin: int = 10) -> Avatar:
+    """Everything that depends only on the source frames, computed once.
+
+    frames: (N,H,W,3) float 0..1 or uint8 RGB; boxes: (N,4) from :func:`crop.face_boxes`,
+    or pass ``landmarks`` (N,68,2) instead (boxes then use ``bbox_shift``/``extra_margin``);
+    face_found: (N,) bool (frames without a face pass through). ``seed``: sample the VAE
+    posterior with this seed instead of using its mean (see latents.py).
+    """
+    if parsing_mode not in B.MODES:
+        raise ValueError(f"unknown parsing mode '{parsing_mode}' (use one of {B.MODES})")
+    frames = as_uint8_frames(frames)
+    n = frames.shape[0]
+    if boxes is None:
+        if landmarks is None:
+            raise ShapeError("prepare_avatar needs face boxes or 68-point landmarks")
+        boxes, face_found = face_boxes(landmarks, frames.shape[1:3], bbox_shift, extra_margin,
+                                       face_found=face_found)
+    boxes = np.asarray(boxes, dtype=np.int64).reshape(-1, 4).copy()
+    if boxes.shape[0] != n:
+        raise ShapeError(f"got {boxes.shape[0]} face boxes for {n} frames")
+    h, w = frames.shape[1:3]  # manual boxes may overhang: paste-back needs them inside
+    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+    found = np.ones(n, bool) if face_found is None else np.asarray(face_found, bool).copy()
+    found &= (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    if not found.any():
+        raise NoFaceError("MuseTalk found no face in any source frame. Use a portrait where "
+                          "the face is visible and frontal, or draw a manual face box.")
+    settings = dict(parsing_mode=parsing_mode, left_cheek_width=int(left_cheek_width),
+                    right_cheek_width=int(right_cheek_width),
+                    upper_boundary_ratio=float(upper_boundary_ratio),
+                    blur_ratio=float(blur_ratio), expand=float(expand), seed=seed)
+    crops = np.zeros((n, CROP_SIZE, CROP_SIZE, 3), np.uint8)
+    crop_boxes = np.zeros((n, 4), np.int32)
+    latents = torch.zeros((n, 8, CROP_SIZE // 8, CROP_SIZE // 8))
+    parsing = np.zeros((n, B.PARSE_SIZE, B.PARSE_SIZE), np.uint8)
+    idx = np.flatnonzero(found)
+    gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None
+    for i in idx:
+        crops[i] = crop_face(frames[i], boxes[i])
+        crop_boxes[i] = B.blend_crop_box(boxes[i], expand)
+    vae, parser = bundle["vae"], bundle["parsing"]
+    for done in range(0, len(idx), batch_size):
+        if check_interrupt is not None:
+            check_interrupt()
+        sel = idx[done:done + batch_size]
+        latents[sel] = encode_latents(vae, crops[sel], generator=gen)
+        large = [B.crop_padded(frames[i], crop_boxes[i]) for i in sel]
+        parsing[sel] = B.parse_faces(parser, large, batch_size=len(sel))
+        if progress is not None:
+            progress(min(done + batch_size, len(idx)), len(idx))
+    alphas = _masks(parsing, boxes, crop_boxes, found, settings)
+    return Avatar(frames=frames, boxes=boxes.astype(np.int32), face_found=found, crops=crops,
+                  latents=latents, crop_boxes=crop_boxes, parsing=parsing, alphas=alphas,
+                  settings=settings)
+
+
+def with_blend_settings(avatar: Avatar, parsing_mode: Optional[str] = None,
+                        left_cheek_width: Optional[int] = None,
+                        right_cheek_width: Optional[int] = None,
+                        upper_boundary_ratio: Optional[float] = None,
+                        blur_ratio: Optional[float] = None) -> Avatar:
+    """A copy of ``avatar`` with masks rebuilt from the cached parsing (no networks)."""
+    settings = dict(avatar.settings)
+    for k, v in dict(parsing_mode=parsing_mode, left_cheek_width=left_cheek_width,
+                     right_cheek_width=right_cheek_width,
+                     upper_boundary_ratio=upper_boundary_ratio, blur_ratio=blur_ratio).items():
+        if v is not None:
+            settings[k] = v
+    alphas = _masks(avatar.parsing, avatar.boxes, avatar.crop_boxes, avatar.face_found, settings)
+    return dataclasses.replace(avatar, alphas=alphas, settings=settings)
+
+
+def _feature_tensor(features) -> torch.Tensor:
+    f = features.features if isinstance(features, AudioFeatures) else torch.as_tensor(features)
+    if f.dim() != 3:
+        raise ShapeError(f"MuseTalk needs whisper features (T, tokens, D), got {tuple(f.shape)}; "
+                         "use the MuseTalk audio-features node")
+    return f
+
+
+def generate(bundle: ModelBundle, avatar: Avatar, features, batch_size: int = 8,
+             progress: Progress = None, check_interrupt: Interrupt = None) -> torch.Tensor:
+    """Generated 256x256 faces (T,256,256,3) uint8 RGB, one per audio frame.
+
+    Only UNet + VAE decode run. Faceless source slots return the source crop (zeros).
+    """
+    feats = _feature_tensor(features)
+    t_out = feats.shape[0]
+    schedule = frame_schedule(len(avatar), t_out)
+    faces = torch.from_numpy(avatar.crops[schedule].copy())
+    todo = np.flatnonzero(avatar.face_found[schedule])
+    unet, vae = bundle["unet"], bundle["vae"]
+    for done in range(0, len(todo), max(1, int(batch_size))):
+        if check_interrupt is not None:
+            check_interrupt()
+        ts = todo[done:done + batch_size]
+        pred = unet_step(unet, avatar.latents[schedule[ts]], feats[ts])
+        faces[ts] = decode_latents(vae, pred)
+        if progress is not None:
+            progress(min(done + batch_size, len(todo)), len(todo))
+    return faces
+
+
+def blend(avatar: Avatar, faces, return_masks: bool = False, check_interrupt: Interrupt = None):
+    """Composite generated faces into the source frames -> (T,H,W,3) uint8 RGB tensor.
+
+    With ``return_masks`` also the full-frame alphas (T,H,W) float32 0..1, so a generic
+    blend node can redo the composite from :func:`placed_frames` and these masks.
+    """
+    faces = as_uint8_frames(faces)
+    schedule = frame_schedule(len(avatar), faces.shape[0])
+    out = np.empty((faces.shape[0],) + avatar.frames.shape[1:], np.uint8)
+    for t, s in enumerate(schedule):
+        if check_interrupt is not None and t % 32 == 0:
+            check_interrupt()
+        if avatar.face_found[s]:
+            out[t] = B.composite(avatar.frames[s], faces[t], avatar.boxes[s],
+                                 avatar.crop_boxes[s], avatar.alphas[s])
+        else:
+            out[t] = avatar.frames[s]
+    frames = torch.from_numpy(out)
+    return (frames, blend_masks(avatar, faces.shape[0])) if return_masks else frames
+
+
+def blend_masks(avatar: Avatar, n_out: int) -> torch.Tensor:
+    """Full-frame feathered alphas (T,H,W) float32 0..1 for output frames 0..T-1."""
+    h, w = avatar.frames.shape[1:3]
+    schedule = frame_schedule(len(avatar), n_out)
+    masks = torch.zeros((n_out, h, w))
+    for t, s in enumerate(schedule):
+        if avatar.face_found[s]:
+            a = B.full_frame_alpha(avatar.alphas[s], avatar.crop_boxes[s], (h, w))
+            masks[t] = torch.from_numpy(a).float() / 255.0
+    return masks
+
+
+def placed_frames(avatar: Avatar, faces) -> torch.Tensor:
+    """Source frames with the generated faces resized hard into their boxes (no alpha)."""
+    faces = as_uint8_frames(faces)
+    schedule = frame_schedule(len(avatar), faces.shape[0])
+    out = np.stack([B.place_face(avatar.frames[s], faces[t], avatar.boxes[s])
+                    if avatar.face_found[s] else avatar.frames[s]
+                    for t, s in enumerate(schedule)])
+    return torch.from_numpy(out)
