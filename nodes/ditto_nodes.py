@@ -1,0 +1,165 @@
+"""Ditto nodes: load, audio -> HuBERT features, audio features -> motion, motion controls."""
+from __future__ import annotations
+
+from ..pipelines import controls, models
+from ..pipelines.ditto import EMOTIONS
+from ..pipelines.errors import TalkingHeadError
+from . import host
+from .convert import audio_to_numpy
+from .registry import (AUDIO_FEATURES, DITTO_MODELS, DTYPE_WIDGET, LP_MODELS, MOTION, SOURCE,
+                       register)
+
+EMOTION_CHOICES = ("from cfg",) + tuple(f"{i} {name}" for i, name in enumerate(EMOTIONS))
+
+
+@register("Load Ditto Models", "loaders")
+class LoadDittoModels:
+    DESCRIPTION = ("Load Ditto: the motion diffusion model (LMDM), its released cfg (emotion table, "
+                   "blink template, clip ranges) and the streaming HuBERT audio encoder (ONNX; needs "
+                   "onnxruntime), plus the renderer networks Ditto ships (same as LivePortrait's). "
+                   "Files live in models/ditto; auto_download fetches what is missing.")
+    RETURN_TYPES = (DITTO_MODELS, LP_MODELS)
+    RETURN_NAMES = ("ditto", "renderer")
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"renderer_layout": (("ditto",) + tuple(x for x in models.LP_LAYOUTS if x != "ditto"),
+                                                 {"default": "ditto"}),
+                             "dtype": DTYPE_WIDGET,
+                             "auto_download": ("BOOLEAN", {"default": True})}}
+
+    def load(self, renderer_layout="ditto", dtype="auto", auto_download=True):
+        device = host.torch_device()
+        torch_dtype = host.torch_dtype(dtype, device)
+        roots = host.model_roots()
+        ditto = models.load_ditto_bundle(roots, auto_download, device, torch_dtype)
+        renderer = models.load_liveportrait(renderer_layout, roots, auto_download, device, torch_dtype)
+        return ditto, renderer
+
+
+@register("Audio to HuBERT Features", "ditto")
+class AudioToHubert:
+    DESCRIPTION = ("Speech (any rate, any channels) -> Ditto's HuBERT features: resampled to 16 kHz "
+                   "mono, encoded in 6480-sample chunks every 3200 samples, averaged to 25 fps. One "
+                   "feature row per video frame: frames = ceil(seconds x 25).")
+    RETURN_TYPES = (AUDIO_FEATURES,)
+    RETURN_NAMES = ("features",)
+    FUNCTION = "encode"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"audio": ("AUDIO",), "ditto": (DITTO_MODELS,)}}
+
+    def encode(self, audio, ditto):
+        from ..pipelines.ditto import hubert_features
+
+        wav, rate = audio_to_numpy(audio)
+        if ditto["hubert"] is None:
+            raise TalkingHeadError("The HuBERT encoder is not loaded: install onnxruntime "
+                                   "(`pip install onnxruntime`) and reload the Ditto models.")
+        return (hubert_features(wav, rate, ditto["hubert"], check_interrupt=host.check_interrupt),)
+
+
+@register("Ditto Motion", "ditto")
+class DittoMotionNode:
+    DESCRIPTION = (
+        "Audio features -> head and face motion for the source (LMDM diffusion in 80-frame "
+        "windows with overlap, pose smoothing, clipping). seed makes renders repeatable. "
+        "online uses the streaming algorithm (few steps, low latency). Video sources: "
+        "template_frames uses only the first N frames as the template and the output ping-pongs "
+        "over them; preserve_motion keeps every source frame's own head motion and blinks and "
+        "drives only the lips. fade_in/out ease from and back to the still portrait.")
+    RETURN_TYPES = (MOTION,)
+    RETURN_NAMES = ("motion",)
+    FUNCTION = "generate"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "features": (AUDIO_FEATURES,),
+                "source": (SOURCE,),
+                "ditto": (DITTO_MODELS,),
+                "seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1}),
+                "steps": ("INT", {"default": 0, "min": 0, "max": 200, "tooltip": "DDIM steps (0 = the cfg's)."}),
+                "overlap": ("INT", {"default": 0, "min": 0, "max": 79, "tooltip": "Window overlap (0 = the cfg's)."}),
+                "smoothing": ("INT", {"default": 0, "min": 0, "max": 31, "tooltip": "Pose smoothing kernel (0 = the cfg's)."}),
+                "emotion": (EMOTION_CHOICES, {"default": "from cfg"}),
+                "online": ("BOOLEAN", {"default": False}),
+                "template_frames": ("INT", {"default": 0, "min": 0, "max": 100000,
+                                            "tooltip": "Video source: use only the first N frames (0 = the cfg's / all)."}),
+                "preserve_motion": ("BOOLEAN", {"default": False}),
+                "fade_in": ("INT", {"default": 0, "min": 0, "max": 250}),
+                "fade_out": ("INT", {"default": 0, "min": 0, "max": 250}),
+                "blinks": ("BOOLEAN", {"default": True}),
+            },
+            "optional": {
+                "emotion_keyframes": ("STRING", {"default": "", "multiline": True,
+                                                 "tooltip": "Per-frame emotion, e.g. {\"0\": \"Neutral\", \"100\": \"Happy\"} (blended)."}),
+            },
+        }
+
+    def generate(self, features, source, ditto, seed=0, steps=0, overlap=0, smoothing=0,
+                 emotion="from cfg", online=False, template_frames=0, preserve_motion=False,
+                 fade_in=0, fade_out=0, blinks=True, emotion_keyframes=""):
+        from ..pipelines.ditto import emotion_schedule, generate_motion, stitch_motion
+
+        if source.motion is None:
+            raise TalkingHeadError("The SOURCE has no motion-extractor data: connect the renderer "
+                                   "models (Load Ditto Models' renderer output) to Face Register.")
+        emo = None if emotion == "from cfg" else int(emotion.split()[0])
+        frames = controls.parse_keyframes(emotion_keyframes)
+        if frames:
+            emo = emotion_schedule({f: v for f, v in frames.items()}, len(features))
+        cfg = ditto["cfg"]
+        tn = template_frames or None
+        raw = generate_motion(ditto, features, source, steps=steps or None, overlap=overlap or None,
+                              smoothing=smoothing or None, emotion=emo, seed=seed, online=online or None,
+                              template_n_frames=tn, progress=host.Progress(len(features), "ditto motion"),
+                              check_interrupt=host.check_interrupt)
+        kwargs = dict(template_n_frames=tn, preserve_motion=preserve_motion, fade_in=fade_in,
+                      fade_out=fade_out, blinks=blinks, seed=seed, overall=dict(cfg.overall_ctrl_info))
+        motion = stitch_motion(raw, source.motion, cfg, **kwargs)
+        motion.meta.update(keypoints_meta={"family": "ditto"},
+                           ditto={"raw": raw, "source_motion": source.motion, "cfg": cfg, "kwargs": kwargs})
+        return (motion,)
+
+
+@register("Motion Controls", "motion")
+class MotionControls:
+    DESCRIPTION = (
+        "Edit MOTION: head-pose offsets in degrees (they change the angle itself), and per-frame "
+        "keyframes as JSON, e.g. {\"0\": {\"delta_yaw\": 10}, \"75\": {\"delta_yaw\": -10}} or "
+        "[{\"frame\": 0, \"delta_pitch\": 5}], interpolated between keyframes when 'interpolate' is "
+        "on. Controls: delta_pitch/yaw/roll, alpha_pitch/yaw/roll (scale the angle), delta_exp "
+        "(63 numbers); on Ditto motion also vad_alpha (lip strength) and fade_alpha, plus blinks "
+        "and fades (Ditto re-stitches its motion with them).")
+    RETURN_TYPES = (MOTION,)
+    RETURN_NAMES = ("motion",)
+    FUNCTION = "apply"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "motion": (MOTION,),
+                "delta_pitch": ("FLOAT", {"default": 0.0, "min": -90.0, "max": 90.0, "step": 0.5}),
+                "delta_yaw": ("FLOAT", {"default": 0.0, "min": -90.0, "max": 90.0, "step": 0.5}),
+                "delta_roll": ("FLOAT", {"default": 0.0, "min": -90.0, "max": 90.0, "step": 0.5}),
+                "interpolate": ("BOOLEAN", {"default": True}),
+                "fade_in": ("INT", {"default": 0, "min": 0, "max": 250}),
+                "fade_out": ("INT", {"default": 0, "min": 0, "max": 250}),
+            },
+            "optional": {
+                "keyframes": ("STRING", {"default": "", "multiline": True}),
+            },
+        }
+
+    def apply(self, motion, delta_pitch=0.0, delta_yaw=0.0, delta_roll=0.0, interpolate=True,
+              fade_in=0, fade_out=0, keyframes=""):
+        overall = {f"delta_{a}": v for a, v in (("pitch", delta_pitch), ("yaw", delta_yaw),
+                                                ("roll", delta_roll)) if v}
+        out = controls.apply(motion, overall, controls.parse_keyframes(keyframes), interpolate,
+                             fade_in, fade_out)
+        return (out,)

@@ -1,0 +1,130 @@
+"""From MOTION to KEYPOINTS for any motion producer (video driving, Ditto, keyframes).
+
+Two kinds of MOTION reach the Stitch stage:
+* ``meta["kind"] == "driving"``: a driving video's own motion; it is composed with the
+  source by LivePortrait's driving formula (relative or absolute, §1.8 of the spec);
+* ``meta["kind"] == "absolute"``: motion already expressed for the source (Ditto's motion
+  stitch output); the driven keypoints are the source's canonical keypoints posed by it.
+Both then get stitching, optional eye/lip retargeting and the driving multiplier.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .errors import ShapeError, TalkingHeadError
+from .liveportrait import keypoints as kpm
+from .liveportrait.stitching import retarget_eye, retarget_lip, stitch
+from .types import Keypoints, ModelBundle, Motion, Source
+
+LENGTH_MODES = ("hold last source frame", "cycle", "ping-pong", "cut")
+
+# MediaPipe 478 points used for open ratios (upper lid, lower lid, corner, corner)
+_MP_EYES = ((159, 145, 33, 133), (386, 374, 362, 263))
+_MP_LIP = (13, 14, 61, 291)
+# LivePortrait's 203-point definition (spec §1.7)
+_LP203_EYES = ((6, 18, 0, 12), (30, 42, 24, 36))
+_LP203_LIP = (90, 102, 48, 66)
+
+
+def open_ratios(landmarks: torch.Tensor, scheme: str) -> tuple:
+    """(N,K,2) landmarks -> eye-open ratios (N,2) and lip-open ratio (N,1): lid (or lip)
+    gap over eye (or mouth) width, the quantity LivePortrait's retargeting MLPs read."""
+    if scheme.startswith("mediapipe"):
+        eyes, lip = _MP_EYES, _MP_LIP
+    elif scheme in ("lp203", "liveportrait203", "203"):
+        eyes, lip = _LP203_EYES, _LP203_LIP
+    else:
+        raise TalkingHeadError(f"eye/lip retargeting needs MediaPipe or 203-point landmarks, "
+                               f"not '{scheme}'")
+    l = torch.as_tensor(landmarks, dtype=torch.float32)
+
+    def ratio(a, b, c, d):
+        return (l[:, a] - l[:, b]).norm(dim=-1) / ((l[:, c] - l[:, d]).norm(dim=-1) + 1e-6)
+
+    eye = torch.stack([ratio(*eyes[0]), ratio(*eyes[1])], dim=1)
+    return torch.nan_to_num(eye, 0.3), torch.nan_to_num(ratio(*lip), 0.0).unsqueeze(1)
+
+
+def frame_mapping(n_source: int, n_driving: int, mode: str) -> tuple:
+    """(number of output frames, source_index (T,)) for a length mismatch."""
+    if mode not in LENGTH_MODES:
+        raise TalkingHeadError(f"length mode must be one of {LENGTH_MODES}, got {mode!r}")
+    n_out = min(n_source, n_driving) if mode == "cut" and n_source > 1 else n_driving
+    i = np.arange(n_out)
+    if n_source <= 1:
+        idx = np.zeros(n_out, np.int64)
+    elif mode == "hold last source frame":
+        idx = np.minimum(i, n_source - 1)
+    elif mode == "ping-pong":
+        period = 2 * n_source - 2
+        j = i % period
+        idx = np.where(j < n_source, j, period - j)
+    else:
+        idx = i % n_source
+    return n_out, torch.from_numpy(idx.astype(np.int64))
+
+
+def _source_keypoints(source: Source, index: torch.Tensor):
+    if source.motion is None:
+        raise TalkingHeadError("The SOURCE has no motion-extractor data: connect the renderer "
+                               "models to Face Register.")
+    info = source.motion.select(index if len(source) > 1 else torch.zeros_like(index))
+    kp, pe, _ = kpm.decode_info(info)
+    return kp, kpm.compose_keypoints(kp, pe.R, pe.exp, pe.scale, pe.t)
+
+
+def keypoints_for(source: Source, motion: Motion, nets: ModelBundle, stitching: bool = True,
+                  relative: Optional[bool] = None, expression_friendly: Optional[bool] = None,
+                  region: str = "all", driving_multiplier: float = 1.0,
+                  eye_open: Optional[float] = None, lip_open: Optional[float] = None) -> Keypoints:
+    """KEYPOINTS for ``motion`` on ``source``.
+
+    relative/expression_friendly: None = what the motion's producer asked for (its meta).
+    eye_open/lip_open: target open ratios for eye/lip retargeting (None = off).
+    """
+    kind = motion.meta.get("kind", "driving")
+    index = motion.source_index.long()
+    if index.numel() and int(index.max()) >= len(source):
+        raise ShapeError(f"the MOTION refers to source frame {int(index.max())} but the SOURCE has "
+                         f"{len(source)} frames; connect the SOURCE the motion was made for")
+    t = len(motion)
+    if eye_open is not None or lip_open is not None:
+        eye_s, lip_s = open_ratios(source.landmarks, source.landmark_scheme)
+        pick = index if len(source) > 1 else torch.zeros_like(index)
+        # a copy: node inputs are cached by the host and must never be changed in place
+        motion = dataclasses.replace(
+            motion,
+            eye_ratio=None if eye_open is None else torch.cat(
+                [eye_s[pick], torch.full((t, 1), float(eye_open))], dim=1),
+            lip_ratio=None if lip_open is None else torch.cat(
+                [lip_s[pick], torch.full((t, 1), float(lip_open))], dim=1))
+    if kind == "driving":
+        opts = kpm.DriveOptions(
+            relative=motion.meta.get("relative", True) if relative is None else relative,
+            region=region,
+            expression_friendly=(motion.meta.get("expression_friendly", True)
+                                 if expression_friendly is None else expression_friendly),
+            stitching=stitching, eye_retargeting=eye_open is not None,
+            lip_retargeting=lip_open is not None,
+            driving_multiplier=driving_multiplier * motion.meta.get("multiplier", 1.0),
+            driver_is_image=motion.meta.get("driver_is_image", False))
+        kps = kpm.drive_keypoints(source.motion, motion, opts, nets)
+        kps.meta.update(motion.meta.get("keypoints_meta", {}))
+        return kps
+    with torch.no_grad():
+        kp, x_s = _source_keypoints(source, index)
+        R = kpm.rotation_matrix(motion.pitch, motion.yaw, motion.roll)
+        x_d = kpm.compose_keypoints(kp, R, motion.exp, motion.scale, motion.t)
+        if eye_open is not None:
+            x_d = x_d + retarget_eye(nets["retarget_eye"], x_s, motion.eye_ratio)
+        if lip_open is not None:
+            x_d = x_d + retarget_lip(nets["retarget_lip"], x_s, motion.lip_ratio)
+        if stitching:
+            x_d = stitch(nets["stitching"], x_s, x_d)
+        x_d = kpm.apply_driving_multiplier(x_s, x_d, driving_multiplier)
+    return Keypoints(x_s=x_s, x_d=x_d, fps=motion.fps, source_index=index.clone(),
+                     meta=dict(motion.meta.get("keypoints_meta", {})))
