@@ -1,7 +1,8 @@
 """ComfyUI adapters. Importing a node module registers its classes in
 ``NODE_CLASS_MAPPINGS``/``NODE_DISPLAY_NAME_MAPPINGS`` (see :mod:`.registry`)."""
 from . import host
-from . import blend_nodes, ditto_nodes, face_nodes, io_nodes, liveportrait_nodes  # noqa: F401
+from . import (blend_nodes, ditto_nodes, face_nodes, io_nodes, liveportrait_nodes,  # noqa: F401
+               musetalk_nodes)
 from .registry import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 
 host.register_model_folders()

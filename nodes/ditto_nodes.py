@@ -62,7 +62,7 @@ class AudioToHubert:
 
 
 @register("Ditto Motion", "ditto")
-class DittoMotionNode:
+class DittoMotion:
     DESCRIPTION = (
         "Audio features -> head and face motion for the source (LMDM diffusion in 80-frame "
         "windows with overlap, pose smoothing, clipping). seed makes renders repeatable. "

@@ -107,6 +107,10 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        from .source import close_detectors
+
+        close_detectors()
 
 
 if __name__ == "__main__":

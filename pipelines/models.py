@@ -95,3 +95,19 @@ def load_ditto_bundle(roots: Optional[dict] = None, download: bool = False,
     key = ("ditto", tuple(sorted(chosen.items())), str(device), str(dtype), tiny_configs())
     return _cached(key, lambda: load_ditto(chosen, device, dtype,
                                            lmdm_config=TINY if tiny_configs() else None))
+
+
+def load_musetalk_bundle(roots: Optional[dict] = None, download: bool = False,
+                         device: Optional[torch.device] = None, dtype: torch.dtype = torch.float32):
+    """MuseTalk v1.5's UNet (+ musetalk.json), VAE, whisper-tiny encoder and face parser."""
+    from .musetalk import TINY_CONFIGS, load_musetalk
+    from .runtime import pick_device
+
+    device = device or pick_device("auto")
+    files = weights.resolve("musetalk", "v15", roots, download=download, progress=print)
+    chosen = {"unet": files["unet"], "unet_config": files["unet_config"], "vae": files["vae"],
+              "vae_config": files["vae_config"], "whisper": files["whisper"],
+              "whisper_config": files["whisper_config"], "parsing": files["parsing"]}
+    key = ("musetalk", tuple(sorted(chosen.items())), str(device), str(dtype), tiny_configs())
+    configs = TINY_CONFIGS if tiny_configs() else None
+    return _cached(key, lambda: load_musetalk(chosen, device, dtype, configs=configs))

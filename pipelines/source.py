@@ -15,6 +15,14 @@ from .errors import TalkingHeadError
 from .types import ModelBundle, Source
 
 DETECTORS = ("mediapipe", "insightface")
+_OPEN: list = []  # detectors to close before the interpreter exits (see close_detectors)
+
+
+def close_detectors() -> None:
+    """Close MediaPipe graphs explicitly: their own __del__ fails during interpreter
+    teardown and prints a traceback after an otherwise clean run."""
+    while _OPEN:
+        _OPEN.pop().close()
 
 
 def make_detector(kind: str = "mediapipe", roots: Optional[dict] = None, download: bool = False):
@@ -23,7 +31,9 @@ def make_detector(kind: str = "mediapipe", roots: Optional[dict] = None, downloa
 
     if kind == "mediapipe":
         paths = weights.resolve("aux", "mediapipe", roots, download=download)
-        return face.MediaPipeFaceDetector(paths["face_landmarker"], paths["face_detector"])
+        detector = face.MediaPipeFaceDetector(paths["face_landmarker"], paths["face_detector"])
+        _OPEN.append(detector)
+        return detector
     if kind == "insightface":
         found = {w.role: weights.find(w, roots) for w in weights.entries("aux", "insightface", True)}
         if None in found.values():

@@ -119,7 +119,7 @@ class Source:
     landmarks: (N,K,2) float32 in original frame pixels; ``landmark_scheme`` names K's layout.
     face_found: (N,) bool, False where the track was reused or a fallback was used.
     motion: the motion extractor's outputs per frame (None until registered with models).
-    appearance: (N_app,32,16,64,64) float16 on CPU (F's output), N_app = N or 1.
+    appearance: (N_app,32,16,64,64) float16 on CPU (F's output; official sizes), N_app = N or 1.
     eye_open: (N,2), eye_ball: (N,6) (Ditto's eye attributes; None when not computed).
     mesh478: (N,478,3) MediaPipe mesh in normalised crop coordinates (Ditto's eye features).
     """
@@ -151,7 +151,7 @@ class Source:
         if self.motion is not None and len(self.motion) != n:
             raise ShapeError(f"{what}: motion has {len(self.motion)} frames, source has {n}")
         if self.appearance is not None:
-            _check("appearance", self.appearance, (None, 32, 16, 64, 64), what)
+            _check("appearance", self.appearance, (None, None, None, None, None), what)
             if self.appearance.shape[0] not in (1, n):
                 raise ShapeError(f"{what}: appearance has {self.appearance.shape[0]} frames, "
                                  f"expected 1 or {n}")

@@ -4,12 +4,11 @@
 """
 from __future__ import annotations
 
-from .. import animate, cli_common, media, models, render_video, runtime, weights
+from .. import animate, cli_common, media, models, render_video, runtime
 from .. import source as source_ops
 from .conditions import EMOTIONS
 from .driving import stitch_motion
 from .hubert import SAMPLE_RATE, hubert_features
-from .loader import load_ditto
 
 
 def add_arguments(p) -> None:
@@ -41,8 +40,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     roots = cli_common.roots(args)
     device, dtype = cli_common.device_dtype(args)
-    files = weights.resolve("ditto", "pytorch", roots, download=args.download)
-    bundle = load_ditto({r: files[r] for r in ("lmdm", "cfg", "hubert")}, device, dtype)
+    bundle = models.load_ditto_bundle(roots, args.download, device, dtype)
     cfg = bundle["cfg"]
     renderer = models.load_liveportrait(args.layout, roots, args.download, device, dtype)
     detector = source_ops.make_detector("mediapipe", roots, args.download)

@@ -1,0 +1,110 @@
+"""A whole models folder of fake checkpoints, tiny-sized, in the released file layouts.
+
+End-to-end tests point $TALKING_HEAD_MODELS at it and set TALKING_HEAD_TINY_MODELS=1, so
+the real registry lookups, loaders and file formats run, on networks small enough for CI.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+
+import torch
+
+from tests.fakes import entries_of, keyed_state_dict, save, write_fake
+from tests.paths import SHARED, require_shared
+
+
+def _path(root: str, family: str, local: str) -> str:
+    folder = {"aux": "talking_head_aux"}.get(family, family)
+    path = os.path.join(root, folder, local)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    return path
+
+
+def write_aux(root: str) -> None:
+    """MediaPipe's landmarker and detector (real files, from ../shared)."""
+    require_shared()
+    from talking_head.pipelines import weights
+
+    for w in weights.entries("aux", "mediapipe"):
+        shutil.copy(os.path.join(SHARED, "models", "mediapipe", os.path.basename(w.local)),
+                    _path(root, "aux", w.local))
+
+
+def write_liveportrait(root: str, layout: str = "official") -> None:
+    from talking_head.pipelines.liveportrait import loader as L
+    from tests.test_liveportrait_loading import write_layout
+
+    if layout == "ditto":
+        write_layout("ditto", os.path.join(root, "ditto", "ditto_pytorch"), L.TINY_RENDERER)
+    elif layout == "safetensors":
+        write_layout("safetensors", os.path.join(root, "liveportrait"), L.TINY_RENDERER)
+    else:
+        write_layout("official", os.path.join(root, "liveportrait", "liveportrait"), L.TINY_RENDERER)
+
+
+def write_ditto(root: str) -> None:
+    """Tiny LMDM ({'model_state_dict': sd}), a cfg pickle of the released structure, a
+    stand-in HuBERT ONNX with the released input/output names, and Ditto's renderer copies."""
+    from talking_head.pipelines.ditto.lmdm import TINY, MotionDecoder, rotary_freqs
+    from tests.test_ditto_audio import export_standin
+    from tests.test_ditto_config import synthetic_cfg
+
+    net = MotionDecoder(TINY)
+    freqs = {k: rotary_freqs(v.shape[0] * 2) for k, v in net.state_dict().items() if k.endswith("rotary.freqs")}
+    sd = keyed_state_dict(entries_of(net), keep={k: v.reshape(-1)[: net.state_dict()[k].numel()].reshape(
+        net.state_dict()[k].shape) for k, v in freqs.items()})
+    save({"model_state_dict": sd}, _path(root, "ditto", "ditto_pytorch/models/lmdm_v0.4_hubert.pth"))
+    cfg = synthetic_cfg(online=False)
+    with open(_path(root, "ditto", "ditto_cfg/v0.4_hubert_cfg_pytorch.pkl"), "wb") as fh:
+        pickle.dump(cfg, fh)
+    export_standin(_path(root, "ditto", "ditto_pytorch/aux_models/hubert_streaming_fix_kv.onnx"))
+    write_liveportrait(root, "ditto")
+
+
+def write_musetalk(root: str) -> None:
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import WhisperConfig, WhisperModel
+
+    from talking_head.pipelines.musetalk import TINY_CONFIGS
+    from talking_head.pipelines.musetalk.bisenet import BiSeNet, BiSeNetConfig
+
+    write_fake(None, _path(root, "musetalk", "musetalkV15/unet.pth"),
+               entries=entries_of(UNet2DConditionModel(**TINY_CONFIGS["unet"])))
+    with open(_path(root, "musetalk", "musetalkV15/musetalk.json"), "w") as fh:
+        json.dump(TINY_CONFIGS["unet"], fh)
+    write_fake(None, _path(root, "musetalk", "sd-vae/diffusion_pytorch_model.safetensors"),
+               entries=entries_of(AutoencoderKL(**TINY_CONFIGS["vae"])))
+    with open(_path(root, "musetalk", "sd-vae/config.json"), "w") as fh:
+        json.dump(dict(TINY_CONFIGS["vae"], _class_name="AutoencoderKL"), fh)
+    wcfg = dict(TINY_CONFIGS["whisper"], model_type="whisper", architectures=["WhisperForConditionalGeneration"])
+    write_fake(None, _path(root, "musetalk", "whisper/model.safetensors"), prefix="model.",
+               entries=entries_of(WhisperModel(WhisperConfig(**TINY_CONFIGS["whisper"]))))
+    with open(_path(root, "musetalk", "whisper/config.json"), "w") as fh:
+        json.dump(wcfg, fh)
+    with open(_path(root, "musetalk", "whisper/preprocessor_config.json"), "w") as fh:
+        json.dump({"feature_size": 80, "sampling_rate": 16000, "hop_length": 160, "n_fft": 400,
+                   "chunk_length": 30, "padding_value": 0.0}, fh)
+    write_fake(None, _path(root, "musetalk", "face-parse-bisent/79999_iter.pth"),
+               entries=entries_of(BiSeNet(BiSeNetConfig(**TINY_CONFIGS["parsing"]))))
+
+
+def write_all(root: str, families=("aux", "liveportrait", "ditto", "musetalk")) -> str:
+    writers = {"aux": write_aux, "liveportrait": write_liveportrait, "ditto": write_ditto,
+               "musetalk": write_musetalk}
+    for family in families:
+        writers[family](root)
+    return root
+
+
+def use(monkeypatch, root: str) -> None:
+    """Point the pack (this process and subprocesses) at ``root`` with tiny configs."""
+    from talking_head.pipelines import models
+
+    monkeypatch.setenv("TALKING_HEAD_MODELS", root)
+    monkeypatch.setenv("TALKING_HEAD_TINY_MODELS", "1")
+    monkeypatch.setenv("TALKING_HEAD_STANDALONE", "1")
+    models._CACHE.clear()
+    torch.manual_seed(0)
