@@ -6,9 +6,10 @@ import os
 import time
 
 import numpy as np
+import torch
 
 from ..pipelines import audio as audio_ops
-from ..pipelines import media
+from ..pipelines import media, timeline
 from ..pipelines.errors import MediaError
 from . import host
 from .convert import audio_to_numpy, check_image, image_to_tensor, numpy_to_audio
@@ -82,16 +83,8 @@ LENGTH_MODES = ("match audio (loop frames)", "match audio (hold last frame)",
 
 def frame_order(n_frames: int, n_out: int, mode: str) -> np.ndarray:
     """Indices of the input frames used for ``n_out`` output frames."""
-    i = np.arange(n_out)
-    if n_frames <= 1:
-        return np.zeros(n_out, dtype=np.int64)
-    if "hold" in mode:
-        return np.minimum(i, n_frames - 1)
-    if "ping-pong" in mode:
-        period = 2 * n_frames - 2
-        j = i % period
-        return np.where(j < n_frames, j, period - j)
-    return i % n_frames
+    kind = "hold" if "hold" in mode else "ping-pong" if "ping-pong" in mode else "cycle"
+    return timeline.frame_order(n_frames, n_out, kind)
 
 
 @register("Write Video", "io")
@@ -131,12 +124,14 @@ class WriteVideo:
         if audio is not None:
             wav, rate = audio_to_numpy(audio)
             seconds = wav.shape[-1] / rate
-            if length.startswith("match audio"):
+            # frames that already cover the audio to within a frame (e.g. Ditto's
+            # ceil(seconds x fps)) are kept as they are; otherwise loop/hold/ping-pong
+            if length.startswith("match audio") and abs(n_in - seconds * fps) >= 1:
                 n_out = max(1, round(seconds * fps))
             else:
                 wav = audio_ops.fit_length(wav, int(round(n_in / fps * rate)))
             if rate not in AAC_RATES:  # the AAC encoder only takes standard rates
-                wav, rate = audio_ops.resample(wav, rate, 48000, mono=False), 48000
+                wav, rate = audio_ops.resample(torch.from_numpy(wav), rate, 48000).numpy(), 48000
         order = frame_order(n_in, n_out, length)
         progress = host.Progress(n_out, "write video")
 

@@ -50,7 +50,7 @@ class AudioToWhisper:
 
     def encode(self, audio, musetalk, fps=25.0):
         wav, rate = audio_to_numpy(audio)
-        wav16 = audio_ops.resample(wav, rate, 16000)
+        wav16 = audio_ops.prepare_audio(wav, rate, 16000)
         return (mt.whisper_features(musetalk, wav16, fps, check_interrupt=host.check_interrupt),)
 
 

@@ -18,6 +18,7 @@ import torch
 from .errors import ShapeError, TalkingHeadError
 from .liveportrait import keypoints as kpm
 from .liveportrait.stitching import retarget_eye, retarget_lip, stitch
+from .timeline import frame_order
 from .types import Keypoints, ModelBundle, Motion, Source
 
 LENGTH_MODES = ("hold last source frame", "cycle", "ping-pong", "cut")
@@ -54,18 +55,8 @@ def frame_mapping(n_source: int, n_driving: int, mode: str) -> tuple:
     if mode not in LENGTH_MODES:
         raise TalkingHeadError(f"length mode must be one of {LENGTH_MODES}, got {mode!r}")
     n_out = min(n_source, n_driving) if mode == "cut" and n_source > 1 else n_driving
-    i = np.arange(n_out)
-    if n_source <= 1:
-        idx = np.zeros(n_out, np.int64)
-    elif mode == "hold last source frame":
-        idx = np.minimum(i, n_source - 1)
-    elif mode == "ping-pong":
-        period = 2 * n_source - 2
-        j = i % period
-        idx = np.where(j < n_source, j, period - j)
-    else:
-        idx = i % n_source
-    return n_out, torch.from_numpy(idx.astype(np.int64))
+    order = {"hold last source frame": "hold", "ping-pong": "ping-pong"}.get(mode, "cycle")
+    return n_out, torch.from_numpy(frame_order(n_source, n_out, order))
 
 
 def _source_keypoints(source: Source, index: torch.Tensor):

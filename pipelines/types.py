@@ -17,7 +17,7 @@ from .errors import ShapeError
 
 
 def _check(name: str, value, shape: tuple, what: str) -> None:
-    """``shape`` entries: int (exact), None (any), or a str naming a shared size."""
+    """``shape`` entries: int (exact) or None (any size)."""
     if value is None:
         raise ShapeError(f"{what}: '{name}' is missing")
     got = tuple(value.shape)
@@ -263,7 +263,7 @@ class Keypoints:
 
 @dataclass
 class WarpedFeatures:
-    """W's output per frame, (T,256,64,64) float16 on CPU between nodes."""
+    """W's output per frame, (T,256,64,64) float16 on CPU between nodes (official sizes)."""
 
     features: torch.Tensor
     fps: float
@@ -271,7 +271,7 @@ class WarpedFeatures:
 
     def __post_init__(self):
         n = self.features.shape[0]
-        _check("features", self.features, (n, 256, 64, 64), "WARPED")
+        _check("features", self.features, (n, None, None, None), "WARPED")
         _check("source_index", self.source_index, (n,), "WARPED")
 
     def __len__(self) -> int:

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from talking_head.pipelines.ditto import audio, hubert
+from talking_head.pipelines import audio
+from talking_head.pipelines.ditto import hubert
 from talking_head.pipelines.errors import MediaError
 from tests.paths import FIDELITY, needs_shared
 

@@ -167,7 +167,7 @@ def test_online_first_frame_needs_no_more_audio_than_the_reference(tmp_path):
 
 
 def test_stream_accepts_any_rate_in_any_pieces():
-    from talking_head.pipelines.ditto.audio import resample
+    from talking_head.pipelines.audio import resample
     enc = lambda chunk: np.tile(chunk[:20, None], (1, 1024)).astype(np.float32) * 10  # noqa
     x = torch.randn(48000 * 2, generator=torch.Generator().manual_seed(2)) * 0.1
     kw = dict(steps=2, seed=0, silence=np.zeros((70, 1024), np.float32))

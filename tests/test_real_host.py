@@ -6,8 +6,7 @@ The test links the pack into ``custom_nodes``, starts ComfyUI on 127.0.0.1 with 
 on a free port, checks that ``/object_info`` lists every node of the pack, queues every
 API-format workflow in ``example_workflows/`` (``*.api.json``), waits for ``/history``,
 checks that the outputs exist and stops the server by its PID. The workflows' inputs
-(upload widgets) are copied into ComfyUI's input folder from ``example_workflows/inputs``
-or from ../shared/fixtures.
+(upload widgets) are made in ComfyUI's input folder from ../shared/fixtures.
 """
 import glob
 import json
@@ -44,6 +43,18 @@ def _post(url: str, payload: dict):
     req = urllib.request.Request(url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.loads(r.read())
+
+
+def _prepare_inputs(folder: str) -> None:
+    """The example workflows' upload-widget files, made from ../shared's fixtures."""
+    from tests.test_end_to_end import synthetic_face_video
+
+    os.makedirs(folder, exist_ok=True)
+    shutil.copy(os.path.join(FIXTURES, "astronaut.png"), os.path.join(folder, "portrait.png"))
+    shutil.copy(os.path.join(FIXTURES, "speech_16k.wav"), os.path.join(folder, "speech.wav"))
+    for name in ("driving.mp4", "portrait_video.mp4"):
+        if not os.path.isfile(os.path.join(folder, name)):
+            synthetic_face_video(os.path.join(folder, name), 2.0, 25, size=384)
 
 
 @pytest.fixture(scope="module")
@@ -91,13 +102,7 @@ def test_every_node_is_listed(server):
 @pytest.mark.parametrize("workflow", sorted(glob.glob(os.path.join(ROOT, "example_workflows", "*.api.json"))))
 def test_example_workflow_runs(server, workflow):
     prompt = json.load(open(workflow))
-    input_dir = os.path.join(COMFY, "input")
-    for node in prompt.values():
-        for value in node["inputs"].values():
-            if isinstance(value, str) and os.path.splitext(value)[1].lower() in (".png", ".jpg", ".mp4", ".wav"):
-                for folder in (os.path.join(ROOT, "example_workflows", "inputs"), FIXTURES):
-                    if os.path.isfile(os.path.join(folder, value)):
-                        shutil.copy(os.path.join(folder, value), input_dir)
+    _prepare_inputs(os.path.join(COMFY, "input"))
     prompt_id = _post(server + "/prompt", {"prompt": prompt})["prompt_id"]
     deadline = time.time() + 900
     while time.time() < deadline:

@@ -12,10 +12,11 @@ PORTRAIT, SPEECH, DRIVING, VIDEO = "portrait.png", "speech.wav", "driving.mp4", 
 def _renderer_tail(src_reg, motion, lp, column, prefix, mode="replace", region="crop", title=""):
     """Stitch -> Warp -> Decode -> Blend -> Write Video (the shared LivePortrait renderer)."""
     k = prefix
+    lp = lp if isinstance(lp, tuple) else (lp, 0)
     return [
-        Node(f"{k}stitch", "THS_Stitch", {"source": (src_reg, 0), "motion": (motion, 0), "models": (lp, 0)}, column),
-        Node(f"{k}warp", "THS_Warp", {"source": (src_reg, 0), "keypoints": (f"{k}stitch", 0), "models": (lp, 0)}, column + 1),
-        Node(f"{k}decode", "THS_Decode", {"warped": (f"{k}warp", 0), "models": (lp, 0)}, column + 1),
+        Node(f"{k}stitch", "THS_Stitch", {"source": (src_reg, 0), "motion": (motion, 0), "models": lp}, column),
+        Node(f"{k}warp", "THS_Warp", {"source": (src_reg, 0), "keypoints": (f"{k}stitch", 0), "models": lp}, column + 1),
+        Node(f"{k}decode", "THS_Decode", {"warped": (f"{k}warp", 0), "models": lp}, column + 1),
         Node(f"{k}blend", "THS_Blend", {"rendered": (f"{k}decode", 0), "source": (src_reg, 0),
                                         "keypoints": (f"{k}stitch", 0), "mode": mode, "region": region},
              column + 2, title),
@@ -52,7 +53,7 @@ def _ditto_front(source_name, preserve=False):
 def ditto_image_speech():
     return [
         *_ditto_front(PORTRAIT),
-        *_renderer_tail("reg", "controls", "ditto", 3, ""),
+        *_renderer_tail("reg", "controls", ("ditto", 1), 3, ""),
         Node("write", "THS_WriteVideo", {"frames": ("blend", 0), "fps": 25.0, "audio": ("speech", 0),
                                          "filename_prefix": "TalkingHead/ditto"}, 6),
     ]
@@ -61,7 +62,7 @@ def ditto_image_speech():
 def ditto_video_preserve_motion():
     return [
         *_ditto_front(VIDEO, preserve=True),
-        *_renderer_tail("reg", "controls", "ditto", 3, "", region="lower_face"),
+        *_renderer_tail("reg", "controls", ("ditto", 1), 3, "", region="lower_face"),
         Node("write", "THS_WriteVideo", {"frames": ("blend", 0), "fps": 25.0, "audio": ("speech", 0),
                                          "filename_prefix": "TalkingHead/ditto_video"}, 6),
     ]
@@ -69,7 +70,7 @@ def ditto_video_preserve_motion():
 
 def ditto_blend_modes():
     """One render, five blend modes side by side (only the Blend nodes differ)."""
-    nodes = [*_ditto_front(PORTRAIT), *_renderer_tail("reg", "controls", "ditto", 3, "")[:3]]
+    nodes = [*_ditto_front(PORTRAIT), *_renderer_tail("reg", "controls", ("ditto", 1), 3, "")[:3]]
     for i, mode in enumerate(("replace", "strong", "blend", "weak", "custom")):
         nodes.append(Node(f"blend_{mode}", "THS_Blend", {
             "rendered": ("decode", 0), "source": ("reg", 0), "keypoints": ("stitch", 0), "mode": mode,

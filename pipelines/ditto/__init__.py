@@ -10,7 +10,7 @@ Typical use (nodes call exactly this)::
 
 Streaming: :class:`MotionStream` / :func:`stream_motion` + :class:`MotionDriver`.
 """
-from .audio import prepare_audio, resample
+from ..audio import prepare_audio, resample
 from .conditions import (EMOTIONS, ConditionHandler, ConditionSource, emotion_schedule,
                          parse_emotion)
 from .config import DittoConfig

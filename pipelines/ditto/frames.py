@@ -12,17 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def mirror_index(i: int, n: int) -> int:
-    """Ping-pong index: 0,1,..,n-1,n-1,..,0,0,1,.. (each end frame shown twice)."""
-    turn, r = divmod(int(i), int(n))
-    return r if turn % 2 == 0 else n - r - 1
-
-
-def mirror_indices(frames, n: int) -> np.ndarray:
-    """Vectorised :func:`mirror_index` over an array of frame numbers (>= 0)."""
-    turn, r = np.divmod(np.asarray(frames, dtype=np.int64), int(n))
-    return np.where(turn % 2 == 0, r, n - r - 1).astype(np.int64)
+from ..timeline import mirror_index, mirror_indices  # noqa: F401  (re-exported)
 
 
 def template_frames(n_source: int, template_n_frames: int = -1) -> int:

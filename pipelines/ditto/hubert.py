@@ -22,7 +22,7 @@ import torch
 
 from ..errors import MissingWeightsError
 from ..types import AudioFeatures
-from .audio import prepare_audio
+from ..audio import prepare_audio
 
 SAMPLE_RATE = 16000
 FPS = 25

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..types import AudioFeatures, ModelBundle, Source
-from .audio import StreamResampler, to_mono
+from ..audio import StreamResampler, to_mono
 from .audio2motion import OnlineAudio2Motion, WindowFuser, audio2motion_offline, clip_motion
 from .conditions import ConditionHandler, ConditionSource
 from .config import DittoConfig

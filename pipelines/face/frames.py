@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import MediaError
+from ..timeline import mirror_index  # noqa: F401  (re-exported for the golden test)
 
 CONVERT_HINT = ("convert it to RGB first (ComfyUI IMAGE batches are float32 RGB in 0..1; "
                 "grayscale, RGBA and 16-bit images need converting upstream)")
@@ -115,10 +116,3 @@ def load_image(path: str, max_dim: int = 1920) -> np.ndarray:
     if bgr is None:
         raise MediaError(f"cannot read image {path} (not an image OpenCV can decode)")
     return resize_to_limit(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), max_dim)
-
-
-def mirror_index(i: int, n: int) -> int:
-    """Ping-pong index into ``n`` source frames: forward, backward, forward..."""
-    turn, r = divmod(int(i), int(n))
-    return r if turn % 2 == 0 else n - r - 1
-

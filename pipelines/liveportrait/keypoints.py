@@ -8,7 +8,16 @@ Conventions (../shared/spec/liveportrait.md §1.4):
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from typing import Optional
+
 import torch
+
+from ..errors import ShapeError
+from ..types import Keypoints, Motion, MotionInfo
+from .hull import convex_hull_volume
+from .stitching import retarget_eye, retarget_lip, stitch
 
 NUM_BINS = 66
 NUM_KP = 21
@@ -66,3 +75,248 @@ def transform_keypoint(info: dict) -> torch.Tensor:
         angles.append(bins_to_degrees(a) if a.shape[-1] == NUM_BINS else a)
     R = rotation_matrix(*angles)
     return compose_keypoints(info["kp"], R, info["exp"], info["scale"], info["t"])
+
+
+# ---------------------------------------------------------------------------------------
+# driving composition (../shared/spec/liveportrait.md §1.8)
+
+REGIONS = ("all", "pose", "exp", "lip", "eyes")
+
+# lip_array.pkl: the "neutral" expression subtracted from a single driving image (§1.8, App. A)
+LIP_ARRAY = (
+    (-9.45240e-05, 2.42220e-04, -4.00974e-05), (2.08596e-04, 4.68054e-04, 1.27464e-05),
+    (-1.24602e-04, 3.24972e-04, 4.42500e-06), (1.19652e-04, -4.56624e-04, 5.40852e-05),
+    (-2.65254e-04, -7.45980e-05, -1.55280e-05), (-3.34884e-05, -1.83036e-04, -3.49404e-06),
+    (-4.75428e-07, -4.52466e-07, 1.59498e-06), (-5.41296e-04, 2.63280e-03, 7.24860e-06),
+    (-1.16940e-05, 5.00502e-06, 9.98880e-06), (8.02860e-07, 5.19132e-06, -4.09344e-04),
+    (1.66878e-04, -1.98150e-05, -8.85480e-05), (-1.51536e-05, 8.25060e-05, 5.94012e-06),
+    (-2.61054e-07, 2.75910e-06, 2.21028e-06), (-6.62820e-05, -6.82860e-05, -3.45318e-06),
+    (-8.32620e-04, -1.79592e-03, -2.59176e-06), (6.97140e-06, 3.65514e-05, -1.89780e-06),
+    (-4.80876e-06, 7.11480e-06, -1.03236e-05), (-6.36840e-04, -1.16610e-03, 5.62314e-05),
+    (2.83290e-04, -1.45656e-05, 1.09746e-05), (-4.16022e-06, -1.50906e-02, -2.54940e-03),
+    (2.22474e-04, 5.62788e-03, 2.72646e-03),
+)
+
+
+def expression_mask(region: str) -> torch.Tensor:
+    """(21,3) bool: the expression entries that follow the driver.
+
+    "all"/"exp" use the official absolute-mode rows (1,2,6,11-20 xyz; 3,4 y; 5 z; 8 z;
+    9 yz); "lip" and "eyes" their keypoint rows. Relative driving of an image source
+    ignores this for "all"/"exp" and moves every entry.
+    """
+    m = torch.zeros(NUM_KP, 3, dtype=torch.bool)
+    if region in ("all", "exp"):
+        m[[1, 2, 6, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]] = True
+        m[3:5, 1] = m[5, 2] = m[8, 2] = True
+        m[9, 1:] = True
+    elif region == "lip":
+        m[list(LIP_KP)] = True
+    elif region == "eyes":
+        m[list(EYE_KP)] = True
+    return m
+
+
+@dataclass
+class PoseExp:
+    """Decoded LivePortrait motion of N frames: R (N,3,3), exp (N,21,3), scale (N,1), t (N,3)."""
+
+    R: torch.Tensor
+    exp: torch.Tensor
+    scale: torch.Tensor
+    t: torch.Tensor
+
+    def frame(self, i: int) -> "PoseExp":
+        return PoseExp(self.R[i:i + 1], self.exp[i:i + 1], self.scale[i:i + 1], self.t[i:i + 1])
+
+
+def decode_info(info: MotionInfo) -> tuple:
+    """Raw motion-extractor output -> (canonical kp (N,21,3), PoseExp, degrees (N,3))."""
+    deg = torch.cat([bins_to_degrees(getattr(info, k)) for k in ("pitch", "yaw", "roll")], dim=1)
+    R = rotation_matrix(deg[:, 0], deg[:, 1], deg[:, 2])
+    return info.kp, PoseExp(R, info.exp, info.scale, info.t), deg
+
+
+def motion_from_info(info: MotionInfo, fps: float, source_index=None, **extra) -> Motion:
+    """Driving frames' raw M output -> :class:`Motion` (pose in degrees)."""
+    _, pe, deg = decode_info(info)
+    n = len(info)
+    idx = torch.zeros(n, dtype=torch.long) if source_index is None else torch.as_tensor(source_index)
+    return Motion(scale=pe.scale, pitch=deg[:, 0], yaw=deg[:, 1], roll=deg[:, 2], t=pe.t,
+                  exp=pe.exp, fps=fps, source_index=idx, **extra)
+
+
+def motion_pose_exp(motion: Motion) -> PoseExp:
+    return PoseExp(rotation_matrix(motion.pitch, motion.yaw, motion.roll), motion.exp,
+                   motion.scale, motion.t)
+
+
+def rts_smooth(x: torch.Tensor, observation_variance: float,
+               transition_variance: float = 1e-5) -> torch.Tensor:
+    """Kalman filter + RTS smoother of a (T,D) sequence with identity dynamics, isotropic
+    covariances and initial state x[0] with unit covariance (pykalman's defaults, as the
+    official video-to-video smoothing uses). The gains are the same for every dimension."""
+    x = x.double()
+    n = x.shape[0]
+    mean, var = torch.empty_like(x), torch.empty(n, dtype=torch.float64)
+    prior_var = torch.empty(n, dtype=torch.float64)
+    m, p = x[0], 1.0
+    for i in range(n):
+        p_pred = p if i == 0 else p + transition_variance
+        gain = p_pred / (p_pred + observation_variance)
+        m = m + gain * (x[i] - m)
+        p = (1 - gain) * p_pred
+        mean[i], var[i], prior_var[i] = m, p, p_pred
+    out = mean.clone()
+    for i in range(n - 2, -1, -1):
+        j = var[i] / prior_var[i + 1]
+        out[i] = mean[i] + j * (out[i + 1] - mean[i])
+    return out
+
+
+@dataclass
+class DriveOptions:
+    """How driving motion moves the source keypoints (official CLI defaults).
+
+    relative: relative motion (driver frame 0 is the reference) or absolute.
+    region: "all", "pose", "exp", "lip" or "eyes".
+    expression_friendly: scale motion by the hull-volume ratio (image source, video driver).
+    stitching / eye_retargeting / lip_retargeting: the MLPs of Algorithm 1.
+    normalize_lip: close the source's open lips first (needs ``source_lip_ratio``).
+    driving_multiplier: final x_d = x_s + (x_d - x_s) * m.
+    driver_is_image: one driving image (expression relative to ``LIP_ARRAY``, pose kept).
+    smooth_variance: video sources: RTS-smooth the driven exp and R (official 3e-7).
+    """
+
+    relative: bool = True
+    region: str = "all"
+    expression_friendly: bool = True
+    stitching: bool = True
+    eye_retargeting: bool = False
+    lip_retargeting: bool = False
+    normalize_lip: bool = False
+    lip_normalize_threshold: float = 0.03
+    driving_multiplier: float = 1.0
+    driver_is_image: bool = False
+    smooth_variance: Optional[float] = None
+
+    def __post_init__(self):
+        if self.region not in REGIONS:
+            raise ShapeError(f"animation region must be one of {REGIONS}, got '{self.region}'")
+
+
+def _smooth(x: torch.Tensor, variance: float) -> torch.Tensor:
+    return rts_smooth(x.reshape(x.shape[0], -1), variance).to(x.dtype).reshape(x.shape)
+
+
+def compose_driving(src: PoseExp, drv: PoseExp, drv0: Optional[PoseExp],
+                    opts: DriveOptions, source_is_video: bool = False) -> PoseExp:
+    """The driven (R, exp, scale, t) per frame; all inputs batched over the same T frames
+    (``drv0`` is the reference driving frame, broadcast; unused in absolute mode)."""
+    region = opts.region
+    pose = region in ("all", "pose")
+    mask = expression_mask(region)
+    if opts.relative:
+        if opts.driver_is_image:
+            R = src.R
+            moved = src.exp + (drv.exp - torch.tensor(LIP_ARRAY, dtype=src.exp.dtype))
+            scale, t = src.scale, src.t
+        else:
+            R = (drv.R @ drv0.R.transpose(1, 2)) @ src.R if pose else src.R
+            moved = src.exp + (drv.exp - drv0.exp)
+            scale = src.scale * (drv.scale / drv0.scale) \
+                if region == "all" and not source_is_video else src.scale
+            t = src.t + (drv.t - drv0.t) if pose and not source_is_video else src.t
+        if opts.smooth_variance and source_is_video:
+            moved = _smooth(moved, opts.smooth_variance)
+            R = _smooth(R, opts.smooth_variance) if pose else R
+        whole = region in ("all", "exp") and not source_is_video
+        exp = moved if whole else torch.where(mask, moved, src.exp)
+    else:
+        R, moved = (drv.R if pose else src.R), drv.exp
+        if opts.smooth_variance and source_is_video:
+            moved = _smooth(moved, opts.smooth_variance)
+            R = _smooth(R, opts.smooth_variance) if pose else R
+        exp = torch.where(mask, moved, src.exp)
+        scale, t = src.scale, (drv.t if pose else src.t)
+    t = torch.cat([t[:, :2], torch.zeros_like(t[:, 2:])], dim=1)  # tz is never used
+    return PoseExp(R, exp, scale, t)
+
+
+def expression_friendly_multiplier(x_s: torch.Tensor, x_d0: torch.Tensor) -> float:
+    """sqrt(vol(hull(x_s))) / sqrt(vol(hull(x_d0))) of two (21,3) keypoint sets (float64)."""
+    vs = convex_hull_volume(x_s.detach().cpu().double().reshape(-1, 3).numpy())
+    vd = convex_hull_volume(x_d0.detach().cpu().double().reshape(-1, 3).numpy())
+    return math.sqrt(vs) / math.sqrt(vd) if vd > 0 else 1.0
+
+
+def _net(nets, role: str):
+    try:
+        return nets[role]
+    except (KeyError, TypeError):
+        raise ShapeError(f"driving needs the '{role}' network, which the loaded "
+                         "LivePortrait models do not have") from None
+
+
+@torch.no_grad()
+def drive_keypoints(source: MotionInfo, motion: Motion, opts: DriveOptions = DriveOptions(),
+                    nets=None, source_lip_ratio=None) -> Keypoints:
+    """Driven keypoints of every frame of ``motion`` applied to ``source``.
+
+    source: M's output of the source frames (image: 1 frame; video: N frames, picked per
+    output frame by ``motion.source_index``). motion: driving motion (frame 0 is the
+    relative reference); its ``eye_ratio`` (T,3) / ``lip_ratio`` (T,2) feed retargeting.
+    nets: anything indexable by "stitching" / "retarget_eye" / "retarget_lip" (a
+    ModelBundle) when stitching or retargeting is on. source_lip_ratio: (N,) lip-open
+    ratio of the source frames, for ``normalize_lip``.
+    """
+    index = motion.source_index.long()
+    source_is_video = len(source) > 1
+    src = source.select(index if source_is_video else torch.zeros_like(index))
+    kp, s_pe, _ = decode_info(src)
+    x_s = compose_keypoints(kp, s_pe.R, s_pe.exp, s_pe.scale, s_pe.t)
+    drv = motion_pose_exp(motion)
+    drv0 = None if not opts.relative else drv.frame(0)
+    if drv0 is not None:
+        drv0 = PoseExp(*(v.expand_as(w) for v, w in zip(
+            (drv0.R, drv0.exp, drv0.scale, drv0.t), (drv.R, drv.exp, drv.scale, drv.t))))
+    new = compose_driving(s_pe, drv, drv0, opts, source_is_video)
+    x_d = compose_keypoints(kp, new.R, new.exp, new.scale, new.t)
+
+    if opts.relative and opts.expression_friendly and not source_is_video \
+            and not opts.driver_is_image:
+        mult = expression_friendly_multiplier(x_s[0], x_d[0])
+        x_d = (x_d - x_d[0:1]) * torch.tensor(mult, dtype=x_d.dtype) + x_s
+
+    lip_delta = None
+    if opts.normalize_lip and opts.relative and source_lip_ratio is not None:
+        ratio = torch.as_tensor(source_lip_ratio, dtype=x_s.dtype).reshape(-1)
+        ratio = ratio[index] if ratio.numel() > 1 else ratio.expand(len(index))
+        combined = torch.stack([ratio, torch.zeros_like(ratio)], dim=1)
+        lip_delta = retarget_lip(_net(nets, "retarget_lip"), x_s, combined)
+        lip_delta = lip_delta * (ratio >= opts.lip_normalize_threshold).to(x_s.dtype)[:, None, None]
+
+    if opts.eye_retargeting or opts.lip_retargeting:
+        x_d = x_s if opts.relative else x_d
+        if opts.eye_retargeting:
+            if motion.eye_ratio is None:
+                raise ShapeError("eye retargeting needs MOTION.eye_ratio (T,3)")
+            x_d = x_d + retarget_eye(_net(nets, "retarget_eye"), x_s, motion.eye_ratio.float())
+        if opts.lip_retargeting:
+            if motion.lip_ratio is None:
+                raise ShapeError("lip retargeting needs MOTION.lip_ratio (T,2)")
+            x_d = x_d + retarget_lip(_net(nets, "retarget_lip"), x_s, motion.lip_ratio.float())
+        if opts.stitching:
+            x_d = stitch(_net(nets, "stitching"), x_s, x_d)
+    else:
+        if opts.stitching:
+            x_d = stitch(_net(nets, "stitching"), x_s, x_d)
+        if lip_delta is not None:
+            x_d = x_d + lip_delta
+    x_d = apply_driving_multiplier(x_s, x_d, opts.driving_multiplier)
+    return Keypoints(x_s=x_s, x_d=x_d, fps=motion.fps, source_index=index.clone())
+
+
+def apply_driving_multiplier(x_s: torch.Tensor, x_d: torch.Tensor, m: float) -> torch.Tensor:
+    """x_s + (x_d - x_s) * m in the keypoints' dtype (the official last step, even for 1.0)."""
+    return x_s + (x_d - x_s) * m

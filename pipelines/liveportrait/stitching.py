@@ -76,3 +76,18 @@ def lip_open_ratio(lmk203) -> torch.Tensor:
     l = torch.as_tensor(lmk203)
     d = lambda a, b: (l[:, a] - l[:, b]).norm(dim=-1)  # noqa: E731
     return (d(90, 102) / (d(48, 66) + 1e-6)).unsqueeze(1)
+
+
+def combined_eye_ratio(source_lmk203, driving_lmk203) -> torch.Tensor:
+    """R_eyes' ratio input per frame: [c_s,eyeL, c_s,eyeR, c_d,eye] (T,3). As in the
+    official code, c_d is the driving LEFT-eye ratio alone. Source landmarks (1 or T,203,2)
+    broadcast over the T driving frames."""
+    src = eye_open_ratios(source_lmk203)
+    drv = eye_open_ratios(driving_lmk203)[:, :1]
+    return torch.cat([src.expand(drv.shape[0], 2), drv], dim=1)
+
+
+def combined_lip_ratio(source_lmk203, driving_lmk203) -> torch.Tensor:
+    """R_lip's ratio input per frame: [c_s,lip, c_d,lip] (T,2)."""
+    drv = lip_open_ratio(driving_lmk203)
+    return torch.cat([lip_open_ratio(source_lmk203).expand(drv.shape[0], 1), drv], dim=1)

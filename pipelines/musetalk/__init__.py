@@ -11,15 +11,15 @@ Typical use (each line maps onto one ComfyUI node)::
 
 Files: audio.py (log-mel, encoder windows, per-frame features), crop.py (landmark box,
 256 crop), latents.py (VAE/UNet glue), bisenet.py (face parser), blending.py (masks and
-paste-back), avatar.py (cache + generate + blend), models.py (configs, loading),
-resample.py (to 16 kHz).
+paste-back), avatar.py (cache + generate + blend), models.py (configs, loading);
+resampling to 16 kHz is the shared pipelines/audio.py.
 """
 from .audio import frame_count, positional_encoding, whisper_features
 from .avatar import (Avatar, blend, blend_masks, frame_schedule, generate, placed_frames,
                      prepare_avatar, with_blend_settings)
 from .crop import bbox_shift_range, crop_face, face_box, face_boxes
 from .models import TINY_CONFIGS, load_musetalk
-from .resample import resample
+from ..audio import resample
 
 __all__ = [
     "Avatar", "TINY_CONFIGS", "bbox_shift_range", "blend", "blend_masks", "crop_face",

@@ -21,6 +21,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from ..timeline import mirror_indices
 from ..errors import NoFaceError, ShapeError
 from ..types import AudioFeatures, ModelBundle
 from . import blending as B
@@ -62,8 +63,7 @@ class Avatar:
 
 def frame_schedule(n_source: int, n_out: int) -> np.ndarray:
     """Source frame per output frame: the ping-pong cycle of the reference."""
-    cycle = np.concatenate([np.arange(n_source), np.arange(n_source)[::-1]])
-    return cycle[np.arange(n_out) % len(cycle)].astype(np.int64)
+    return mirror_indices(np.arange(n_out), n_source)
 
 
 def as_uint8_frames(frames) -> np.ndarray:

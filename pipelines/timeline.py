@@ -1,0 +1,36 @@
+"""Which source frame each output frame uses, when a source and its driver differ in length.
+
+One rule set for every family: ``ping-pong`` is the originals' walk (Ditto, MuseTalk):
+forward, backward, forward..., each end frame shown twice, so the head never jumps.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+MODES = ("cycle", "ping-pong", "hold")
+
+
+def mirror_index(i: int, n: int) -> int:
+    """Ping-pong index: 0,1,..,n-1,n-1,..,0,0,1,.."""
+    turn, r = divmod(int(i), int(n))
+    return r if turn % 2 == 0 else n - r - 1
+
+
+def mirror_indices(frames, n: int) -> np.ndarray:
+    """Vectorised :func:`mirror_index` over an array of frame numbers (>= 0)."""
+    turn, r = np.divmod(np.asarray(frames, dtype=np.int64), int(n))
+    return np.where(turn % 2 == 0, r, n - r - 1).astype(np.int64)
+
+
+def frame_order(n_source: int, n_out: int, mode: str) -> np.ndarray:
+    """(n_out,) indices into ``n_source`` frames: "cycle", "ping-pong" or "hold" (the last)."""
+    i = np.arange(n_out, dtype=np.int64)
+    if n_source <= 1:
+        return np.zeros(n_out, np.int64)
+    if mode == "hold":
+        return np.minimum(i, n_source - 1)
+    if mode == "ping-pong":
+        return mirror_indices(i, n_source)
+    if mode == "cycle":
+        return i % n_source
+    raise ValueError(f"frame order must be one of {MODES}, got {mode!r}")

@@ -1,0 +1,114 @@
+"""The example workflows run through the node classes in graph order, as the host runs
+them, on fake tiny checkpoints: LivePortrait video driving, Ditto and MuseTalk."""
+import os
+import shutil
+import wave
+
+import numpy as np
+import pytest
+import torch
+
+from talking_head.pipelines import media
+from tests import fake_models
+from tests.graph_runner import GraphRunner, load
+from tests.paths import FIXTURES, needs_shared
+from tests.test_end_to_end import synthetic_face_video
+from tests.workflows import OUT
+
+pytestmark = needs_shared
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("graphs")
+    fake_models.write_all(str(root / "models"))
+    inputs = root / "input"
+    inputs.mkdir()
+    shutil.copy(os.path.join(FIXTURES, "astronaut.png"), inputs / "portrait.png")
+    shutil.copy(os.path.join(FIXTURES, "speech_16k.wav"), inputs / "speech.wav")
+    synthetic_face_video(str(inputs / "driving.mp4"), 2.0, 25, size=320)
+    short = media.read_audio(os.path.join(FIXTURES, "speech_16k.wav"))[:19200]  # 1.2 s
+    with wave.open(str(inputs / "short.wav"), "wb") as wf:
+        wf.setnchannels(1)
+        wf.setsampwidth(2)
+        wf.setframerate(16000)
+        wf.writeframes((np.clip(short, -1, 1) * 32767).astype("<i2").tobytes())
+    return root
+
+
+@pytest.fixture
+def host_dirs(env, monkeypatch):
+    fake_models.use(monkeypatch, str(env / "models"))
+    monkeypatch.setenv("TALKING_HEAD_INPUT", str(env / "input"))
+    monkeypatch.setenv("TALKING_HEAD_OUTPUT", str(env / "output"))
+    return env
+
+
+def _nodes(prompt, cls):
+    return [k for k, v in prompt.items() if v["class_type"] == cls]
+
+
+def test_liveportrait_graph_and_blend_only_reruns(host_dirs):
+    prompt = load(os.path.join(OUT, "liveportrait_video_driven.api.json"))
+    runner = GraphRunner()
+    results = runner.run(prompt)
+    write = _nodes(prompt, "THS_WriteVideo")[0]
+    info = media.probe(results[write][0])
+    assert (info.video_codec, info.audio_codec) == ("h264", "aac") and abs(info.duration - 2.0) < 0.05
+    blend = _nodes(prompt, "THS_Blend")[0]
+    frames_a, mask_a = results[blend]
+    assert frames_a.shape == (50, 512, 512, 3) and mask_a.shape == (50, 512, 512)
+    assert runner.ui[blend]["images"][0]["type"] == "temp"
+
+    # change only the blend mode: upstream values are reused, only Blend and Write re-run
+    prompt[blend]["inputs"].update(mode="blend", region="face")
+    results = runner.run(prompt)
+    assert sorted(runner.executed) == sorted([blend, write])
+    frames_b, mask_b = results[blend]
+    assert not torch.equal(frames_a, frames_b)
+    assert float(mask_b.max()) == pytest.approx(0.5) and float(mask_a.max()) == pytest.approx(1.0)
+
+
+def test_ditto_graph_full_speech(host_dirs):
+    prompt = load(os.path.join(OUT, "ditto_image_speech.api.json"))
+    results = GraphRunner().run(prompt)
+    path = results[_nodes(prompt, "THS_WriteVideo")[0]][0]
+    seconds = len(media.read_audio(os.path.join(FIXTURES, "speech_16k.wav"))) / 16000
+    info = media.probe(path)
+    assert (info.video_codec, info.pix_fmt, info.audio_codec) == ("h264", "yuv420p", "aac")
+    assert abs(info.duration - seconds) <= 0.04
+    assert sum(1 for _ in media.iter_frames(path, info)) == int(np.ceil(seconds * 25))
+
+
+def test_ditto_seed_repeatable_and_seed_dependent(host_dirs):
+    prompt = load(os.path.join(OUT, "ditto_image_speech.api.json"))
+    prompt[_nodes(prompt, "LoadAudio")[0]]["inputs"]["audio"] = "short.wav"
+    blend = _nodes(prompt, "THS_Blend")[0]
+    motion = _nodes(prompt, "THS_DittoMotion")[0]
+    a = GraphRunner().run(prompt)[blend][0]
+    b = GraphRunner().run(prompt)[blend][0]          # fresh caches: everything recomputed
+    assert a.shape[0] == 30 and torch.equal(a, b)
+    prompt[motion]["inputs"]["seed"] = 7
+    c = GraphRunner().run(prompt)[blend][0]
+    assert not torch.equal(a, c)
+
+
+def test_musetalk_image_graph(host_dirs):
+    prompt = load(os.path.join(OUT, "musetalk_image_speech.api.json"))
+    prompt[_nodes(prompt, "LoadAudio")[0]]["inputs"]["audio"] = "short.wav"
+    runner = GraphRunner()
+    results = runner.run(prompt)
+    frames, mask = results[_nodes(prompt, "THS_MuseTalkBlend")[0]]
+    assert frames.shape == (30, 512, 512, 3) and mask.shape == (30, 512, 512)
+    # outside the blend mask the frames are the portrait itself
+    portrait = torch.from_numpy(media.read_image(os.path.join(FIXTURES, "astronaut.png")))
+    outside = (mask == 0)
+    assert outside.float().mean() > 0.5
+    assert (frames[outside] - portrait.expand_as(frames)[outside]).abs().max() <= 1 / 255 + 1e-6
+    path = results[_nodes(prompt, "THS_WriteVideo")[0]][0]
+    assert media.probe(path).audio_codec == "aac"
+    # a new audio clip reuses the prepared avatar (no VAE encode, no parsing again)
+    prompt[_nodes(prompt, "LoadAudio")[0]]["inputs"]["audio"] = "speech.wav"
+    runner.run(prompt)
+    avatar = _nodes(prompt, "THS_MuseTalkPrepareAvatar")[0]
+    assert avatar not in runner.executed and _nodes(prompt, "THS_MuseTalkGenerate")[0] in runner.executed

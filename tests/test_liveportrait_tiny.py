@@ -1,0 +1,145 @@
+"""Tiny-config LivePortrait renderer end to end (F, M, keypoints, W, G) on 8 frames:
+chunking must not change results, progress and interruption work, outputs are CPU tensors
+of the documented shapes and dtypes. Needs no shared files."""
+import math
+
+import pytest
+import torch
+
+from talking_head.pipelines.errors import ShapeError
+from talking_head.pipelines.liveportrait import loader as L
+from talking_head.pipelines.liveportrait import render as R
+from talking_head.pipelines.liveportrait.keypoints import DriveOptions, drive_keypoints, motion_from_info
+from talking_head.pipelines.types import ModelBundle
+
+T = 8
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny networks are all overhead: one thread is as fast and immune to busy neighbours."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def seeded_bundle(seed: int = 0) -> ModelBundle:
+    """Tiny networks with weights drawn from one seeded generator (unit-variance-ish)."""
+    g = torch.Generator().manual_seed(seed)
+    nets = L.build_networks(L.TINY_RENDERER)
+    with torch.no_grad():
+        for net in nets.values():
+            for name, t in net.state_dict().items():
+                if name.endswith("num_batches_tracked"):
+                    t.zero_()
+                elif name.endswith("running_var"):
+                    t.copy_(0.5 + torch.rand(t.shape, generator=g))
+                elif t.dim() >= 2:
+                    fan = t[0].numel()
+                    t.copy_((2 * torch.rand(t.shape, generator=g) - 1) * math.sqrt(3 / fan))
+                else:
+                    t.copy_(0.1 * (2 * torch.rand(t.shape, generator=g) - 1)
+                            + (1.0 if name.endswith(("weight", "gamma")) else 0.0))
+    return ModelBundle("liveportrait", nets, torch.device("cpu"), torch.float32)
+
+
+@pytest.fixture(scope="module")
+def run():
+    bundle = seeded_bundle()
+    imgs = torch.rand(T + 1, 3, 256, 256, generator=torch.Generator().manual_seed(1))
+    calls = []
+    f_s = R.extract_appearance(bundle, imgs[:1])
+    src = R.extract_motion(bundle, imgs[:1])
+    drv = R.extract_motion(bundle, imgs[1:], batch_size=3, progress=calls.append)
+    kp = drive_keypoints(src, motion_from_info(drv, fps=25.0), DriveOptions(), bundle)
+    warped = R.warp_features(bundle, f_s, kp.x_s, kp.x_d, batch_size=3, progress=calls.append)
+    frames = R.decode(bundle, warped, batch_size=3, progress=calls.append)
+    return dict(bundle=bundle, imgs=imgs, f_s=f_s, drv=drv, kp=kp, warped=warped,
+                frames=frames, calls=calls)
+
+
+def test_end_to_end_shapes_dtypes_and_progress(run):
+    assert run["f_s"].shape == (1, 4, 4, 64, 64) and run["f_s"].dtype == torch.float16
+    assert len(run["drv"]) == T and run["drv"].pitch.shape == (T, 66)
+    assert run["kp"].x_d.shape == (T, 21, 3)
+    assert run["warped"].shape == (T, 16, 64, 64) and run["warped"].dtype == torch.float16
+    frames = run["frames"]
+    assert frames.shape == (T, 512, 512, 3) and frames.dtype == torch.float32
+    assert frames.device.type == "cpu" and 0 <= frames.min() and frames.max() <= 1
+    assert frames.std() > 1e-3 and (frames[1] - frames[T - 1]).abs().max() > 1e-4
+    assert run["calls"] == [3, 6, 8] * 3
+
+
+def test_chunking_does_not_change_results(run):
+    bundle = run["bundle"]
+    drv1 = R.extract_motion(bundle, run["imgs"][1:], batch_size=T)
+    for k, v in run["drv"].as_dict().items():
+        torch.testing.assert_close(getattr(drv1, k), v, rtol=1e-4, atol=1e-5)
+    kp = run["kp"]
+    whole = R.warp_features(bundle, run["f_s"], kp.x_s, kp.x_d, batch_size=T, out_dtype=torch.float32)
+    torch.testing.assert_close(whole.half(), run["warped"], rtol=1e-3, atol=1e-3)
+    dec = R.decode(bundle, run["warped"][[0, 5]], batch_size=1)
+    torch.testing.assert_close(dec, run["frames"][[0, 5]], rtol=0, atol=1e-5)
+    # one source feature per frame, picked by index, gives the same as broadcasting one
+    per_frame = torch.cat([torch.zeros_like(run["f_s"]), run["f_s"]]).float()
+    again = R.warp_features(bundle, per_frame, kp.x_s[:2], kp.x_d[:2],
+                            source_index=torch.tensor([1, 1]), out_dtype=torch.float32)
+    torch.testing.assert_close(again, whole[:2], rtol=0, atol=1e-5)
+    zero = R.warp_features(bundle, per_frame, kp.x_s[:2], kp.x_d[:2],
+                           source_index=torch.tensor([0, 1]), out_dtype=torch.float32)
+    assert (zero[0] - whole[0]).abs().max() > 1e-3  # the index really picks the features
+    torch.testing.assert_close(zero[1], whole[1], rtol=0, atol=1e-5)
+
+
+def test_render_streams_warp_and_decode(run):
+    bundle, kp = run["bundle"], run["kp"]
+    out = R.render(bundle, run["f_s"], kp.x_s[:4], kp.x_d[:4], batch_size=2)
+    warped = R.warp_features(bundle, run["f_s"], kp.x_s[:4], kp.x_d[:4], out_dtype=torch.float32)
+    torch.testing.assert_close(out, R.decode(bundle, warped), rtol=0, atol=5e-5)
+    # the stored fp16 warped features cost little next to fp32 ones
+    assert (out - run["frames"][:4]).abs().max() < 2e-2
+
+
+def test_interrupt_stops_between_chunks(run):
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def check():
+        if len(seen) >= 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        R.decode(run["bundle"], run["warped"], batch_size=2, progress=seen.append,
+                 check_interrupt=check)
+    assert seen == [2]
+
+
+def test_bad_inputs_raise_shape_errors(run):
+    bundle = run["bundle"]
+    with pytest.raises(ShapeError, match=r"\(B,3,256,256\)"):
+        R.extract_appearance(bundle, torch.rand(1, 256, 256, 3))
+    with pytest.raises(ShapeError, match="source_index"):
+        R.warp_features(bundle, run["f_s"].expand(3, -1, -1, -1, -1), run["kp"].x_s, run["kp"].x_d)
+    with pytest.raises(ShapeError, match="no 'retarget_eye'"):
+        ModelBundle("liveportrait", {}, torch.device("cpu"), torch.float32)["retarget_eye"]
+
+
+def test_networks_run_under_autocast(run):
+    """The mixed-precision path (autocast over fp32 weights, as on a GPU) keeps flows and
+    masks in fp32 and stays close to fp32; checked with CPU bf16 autocast."""
+    bundle, kp = run["bundle"], run["kp"]
+    f_s = run["f_s"][:1].float()
+    with torch.inference_mode():
+        ref = bundle["warping"](f_s, kp.x_s[:1], kp.x_d[:1])
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            half = bundle["warping"](f_s, kp.x_s[:1], kp.x_d[:1])
+            img = bundle["decoder"](half["out"])
+            mot = bundle["motion"](run["imgs"][:2])
+    assert half["deformation"].dtype == torch.float32 and half["mask"].dtype == torch.float32
+    assert (half["deformation"] - ref["deformation"]).abs().max() < 0.05
+    assert (half["out"].float() - ref["out"]).abs().max() < 0.1 * ref["out"].abs().max()
+    assert img.shape == (1, 3, 512, 512) and torch.isfinite(img.float()).all()
+    assert all(torch.isfinite(v.float()).all() for v in mot.values())
