@@ -15,24 +15,17 @@ compute time from the moment that audio is available (the first two LMDM windows
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import os
-import sys
 import time
 
 import numpy as np
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from pack import import_pack
+
 
 
 def _import_pack():
-    if "talking_head" not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            "talking_head", os.path.join(ROOT, "__init__.py"), submodule_search_locations=[ROOT])
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["talking_head"] = module
-        spec.loader.exec_module(module)
+    import_pack()
     import talking_head.pipelines.ditto as ditto
     from talking_head.pipelines.types import AudioFeatures, ModelBundle
 

@@ -10,26 +10,18 @@ each row is the minimum and median over ``--repeats`` timed calls after one warm
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import math
 import os
 import statistics
-import sys
 import time
 
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from pack import import_pack
+
 
 
 def _import_pack():
-    """The checkout as package ``talking_head`` (as ComfyUI and the tests import it)."""
-    if "talking_head" not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            "talking_head", os.path.join(ROOT, "__init__.py"), submodule_search_locations=[ROOT])
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["talking_head"] = module
-        spec.loader.exec_module(module)
+    import_pack()
     from talking_head.pipelines.liveportrait import loader, render
     from talking_head.pipelines.types import ModelBundle
 
@@ -37,20 +29,9 @@ def _import_pack():
 
 
 def seeded_nets(loader, seed: int = 0) -> dict:
-    g = torch.Generator().manual_seed(seed)
-    nets = loader.build_networks()
-    with torch.no_grad():
-        for net in nets.values():
-            for name, t in net.state_dict().items():
-                if name.endswith("num_batches_tracked"):
-                    t.zero_()
-                elif name.endswith("running_var"):
-                    t.copy_(0.5 + torch.rand(t.shape, generator=g))
-                elif t.dim() >= 2:
-                    t.copy_((2 * torch.rand(t.shape, generator=g) - 1) * math.sqrt(3 / t[0].numel()))
-                else:
-                    t.copy_(0.1 * torch.rand(t.shape, generator=g) + name.endswith("weight"))
-    return nets
+    from tests.fakes import seeded_init_
+
+    return seeded_init_(loader.build_networks(), seed)
 
 
 def bench(device: str, dtype: torch.dtype, batches, repeats: int, which) -> None:

@@ -7,25 +7,15 @@ Prints ms/frame per batch size, with the torch version and thread count.
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import os
 import statistics
-import sys
 import time
 
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
+from pack import import_pack
 
 def _package():
-    """Import the checkout as a package (as ComfyUI does), so relative imports work."""
-    if "talking_head" not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            "talking_head", os.path.join(ROOT, "__init__.py"), submodule_search_locations=[ROOT])
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["talking_head"] = mod
-        spec.loader.exec_module(mod)
+    import_pack()
     from talking_head.pipelines.musetalk import latents, models
 
     return latents, models

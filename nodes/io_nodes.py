@@ -1,9 +1,7 @@
 """Edge nodes: Load Source (image or video -> IMAGE, fps, AUDIO) and Write Video."""
 from __future__ import annotations
 
-import math
 import os
-import time
 
 import numpy as np
 import torch

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
-import numpy as np
 import torch
 
 from .errors import ShapeError, TalkingHeadError

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
-import shutil
 import sys
 
 from . import weights

@@ -108,3 +108,26 @@ def write_fake(manifest: str, path: str, wrap: Optional[str] = None, prefix: str
 def entries_of(module: torch.nn.Module) -> dict:
     """{key: (shape, dtype)} of a module's state dict (for tiny configs)."""
     return {k: (tuple(v.shape), v.dtype) for k, v in module.state_dict().items()}
+
+
+def seeded_init_(nets, seed: int = 0):
+    """Fill every tensor of ``nets`` (a module or a dict of modules) from one seeded
+    generator with unit-variance-ish values (the keyed recipe's ranges, without keys):
+    for tests and benches that need plausible weights fast."""
+    import math
+
+    g = torch.Generator().manual_seed(seed)
+    modules = nets.values() if isinstance(nets, dict) else [nets]
+    with torch.no_grad():
+        for net in modules:
+            for name, t in net.state_dict().items():
+                if name.endswith("num_batches_tracked"):
+                    t.zero_()
+                elif name.endswith("running_var"):
+                    t.copy_(0.5 + torch.rand(t.shape, generator=g))
+                elif t.dim() >= 2:
+                    t.copy_((2 * torch.rand(t.shape, generator=g) - 1) * math.sqrt(3 / t[0].numel()))
+                else:
+                    t.copy_(0.1 * (2 * torch.rand(t.shape, generator=g) - 1)
+                            + (1.0 if name.endswith(("weight", "gamma")) else 0.0))
+    return nets

@@ -1,8 +1,6 @@
 """Tiny-config LivePortrait renderer end to end (F, M, keypoints, W, G) on 8 frames:
 chunking must not change results, progress and interruption work, outputs are CPU tensors
 of the documented shapes and dtypes. Needs no shared files."""
-import math
-
 import pytest
 import torch
 
@@ -11,6 +9,7 @@ from talking_head.pipelines.liveportrait import loader as L
 from talking_head.pipelines.liveportrait import render as R
 from talking_head.pipelines.liveportrait.keypoints import DriveOptions, drive_keypoints, motion_from_info
 from talking_head.pipelines.types import ModelBundle
+from tests.fakes import seeded_init_
 
 T = 8
 
@@ -26,21 +25,7 @@ def one_thread():
 
 def seeded_bundle(seed: int = 0) -> ModelBundle:
     """Tiny networks with weights drawn from one seeded generator (unit-variance-ish)."""
-    g = torch.Generator().manual_seed(seed)
-    nets = L.build_networks(L.TINY_RENDERER)
-    with torch.no_grad():
-        for net in nets.values():
-            for name, t in net.state_dict().items():
-                if name.endswith("num_batches_tracked"):
-                    t.zero_()
-                elif name.endswith("running_var"):
-                    t.copy_(0.5 + torch.rand(t.shape, generator=g))
-                elif t.dim() >= 2:
-                    fan = t[0].numel()
-                    t.copy_((2 * torch.rand(t.shape, generator=g) - 1) * math.sqrt(3 / fan))
-                else:
-                    t.copy_(0.1 * (2 * torch.rand(t.shape, generator=g) - 1)
-                            + (1.0 if name.endswith(("weight", "gamma")) else 0.0))
+    nets = seeded_init_(L.build_networks(L.TINY_RENDERER), seed)
     return ModelBundle("liveportrait", nets, torch.device("cpu"), torch.float32)
 
 

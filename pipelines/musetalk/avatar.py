@@ -21,8 +21,8 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from ..timeline import mirror_indices
 from ..errors import NoFaceError, ShapeError
+from ..timeline import mirror_indices
 from ..types import AudioFeatures, ModelBundle
 from . import blending as B
 from .crop import CROP_SIZE, crop_face, face_boxes
