@@ -18,7 +18,7 @@ from .errors import ShapeError, TalkingHeadError
 from .liveportrait import keypoints as kpm
 from .liveportrait.stitching import retarget_eye, retarget_lip, stitch
 from .timeline import frame_order
-from .types import Keypoints, ModelBundle, Motion, Source
+from .types import Keypoints, ModelBundle, Motion, MotionInfo, Source
 
 LENGTH_MODES = ("hold last source frame", "cycle", "ping-pong", "cut")
 
@@ -58,13 +58,20 @@ def frame_mapping(n_source: int, n_driving: int, mode: str) -> tuple:
     return n_out, torch.from_numpy(frame_order(n_source, n_out, order))
 
 
-def _source_keypoints(source: Source, index: torch.Tensor):
-    if source.motion is None:
-        raise TalkingHeadError("The SOURCE has no motion-extractor data: connect the renderer "
-                               "models to Face Register.")
-    info = source.motion.select(index if len(source) > 1 else torch.zeros_like(index))
-    kp, pe, _ = kpm.decode_info(info)
-    return kp, kpm.compose_keypoints(kp, pe.R, pe.exp, pe.scale, pe.t)
+@torch.no_grad()
+def motion_keypoints(motion: Motion, info: MotionInfo, stitch_net=None) -> Keypoints:
+    """Keypoints of motion already expressed for the source (Ditto's): the canonical
+    keypoints of each output frame's source frame (``motion.source_index``; a one-frame
+    source serves every frame), posed by the motion; stitched when ``stitch_net`` is given."""
+    index = motion.source_index.long()
+    kp, pe, _ = kpm.decode_info(info.select(index if len(info) > 1 else torch.zeros_like(index)))
+    x_s = kpm.compose_keypoints(kp, pe.R, pe.exp, pe.scale, pe.t)
+    R = kpm.rotation_matrix(motion.pitch, motion.yaw, motion.roll)
+    x_d = kpm.compose_keypoints(kp, R, motion.exp, motion.scale, motion.t)
+    if stitch_net is not None:
+        x_d = stitch(stitch_net, x_s, x_d)
+    return Keypoints(x_s=x_s, x_d=x_d, fps=motion.fps, source_index=index.clone(),
+                     meta=dict(motion.meta.get("keypoints_meta", {})))
 
 
 def keypoints_for(source: Source, motion: Motion, nets: ModelBundle, stitching: bool = True,
@@ -105,16 +112,17 @@ def keypoints_for(source: Source, motion: Motion, nets: ModelBundle, stitching: 
         kps = kpm.drive_keypoints(source.motion, motion, opts, nets)
         kps.meta.update(motion.meta.get("keypoints_meta", {}))
         return kps
+    if source.motion is None:
+        raise TalkingHeadError("The SOURCE has no motion-extractor data: connect the renderer "
+                               "models to Face Register.")
+    kps = motion_keypoints(motion, source.motion)
+    x_s, x_d = kps.x_s, kps.x_d
     with torch.no_grad():
-        kp, x_s = _source_keypoints(source, index)
-        R = kpm.rotation_matrix(motion.pitch, motion.yaw, motion.roll)
-        x_d = kpm.compose_keypoints(kp, R, motion.exp, motion.scale, motion.t)
         if eye_open is not None:
             x_d = x_d + retarget_eye(nets["retarget_eye"], x_s, motion.eye_ratio)
         if lip_open is not None:
             x_d = x_d + retarget_lip(nets["retarget_lip"], x_s, motion.lip_ratio)
         if stitching:
             x_d = stitch(nets["stitching"], x_s, x_d)
-        x_d = kpm.apply_driving_multiplier(x_s, x_d, driving_multiplier)
-    return Keypoints(x_s=x_s, x_d=x_d, fps=motion.fps, source_index=index.clone(),
-                     meta=dict(motion.meta.get("keypoints_meta", {})))
+        kps.x_d = kpm.apply_driving_multiplier(x_s, x_d, driving_multiplier)
+    return kps

@@ -14,8 +14,8 @@ from ..audio import prepare_audio, resample
 from .conditions import (EMOTIONS, ConditionHandler, ConditionSource, emotion_schedule,
                          parse_emotion)
 from .config import DittoConfig
-from .driving import (DittoMotion, MotionDriver, driving_keypoints, motion_keypoints,
-                      source_keypoints, stitch_motion)
+from ..animate import motion_keypoints
+from .driving import DittoMotion, MotionDriver, stitch_motion
 from .eye import eye_attributes
 from .frames import mirror_index, render_source_indices
 from .hubert import HubertOnnx, HubertStream, hubert_features, wav2feat
@@ -28,7 +28,7 @@ from .sampler import DDIMSampler, NoiseSource
 __all__ = [
     "prepare_audio", "resample", "EMOTIONS", "ConditionHandler", "ConditionSource",
     "emotion_schedule", "parse_emotion", "DittoConfig", "DittoMotion", "MotionDriver",
-    "driving_keypoints", "motion_keypoints", "source_keypoints", "stitch_motion",
+    "motion_keypoints", "stitch_motion",
     "eye_attributes", "mirror_index", "render_source_indices", "HubertOnnx", "HubertStream",
     "hubert_features", "wav2feat", "OFFICIAL", "TINY", "LMDMConfig", "MotionDecoder", "FILES",
     "load_ditto", "blink_schedule", "fade_controls", "MotionStream", "condition_source",

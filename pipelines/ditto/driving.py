@@ -20,9 +20,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..liveportrait.keypoints import compose_keypoints, rotation_matrix, transform_keypoint
-from ..liveportrait.stitching import stitch
-from ..types import Keypoints, Motion, MotionInfo
+from ..types import Motion, MotionInfo
 from .config import DittoConfig
 from .frames import mirror_indices, template_frames
 from .motion_layout import motion_info_frame, row_to_info
@@ -150,32 +148,3 @@ def infos_to_motion(infos, source_index, fps: float, meta: Optional[dict] = None
                   exp=stack(lambda i: i["exp"]), fps=float(fps),
                   source_index=torch.as_tensor(np.asarray(source_index), dtype=torch.long),
                   meta=dict(meta or {}), **pose)
-
-
-def source_keypoints(source: MotionInfo, index) -> torch.Tensor:
-    """x_s (T,21,3) of the source frames ``index``."""
-    info = source.select(torch.as_tensor(index, dtype=torch.long))
-    return transform_keypoint({k: v.float() for k, v in info.as_dict().items()})
-
-
-def driving_keypoints(motion: Motion, source: MotionInfo) -> torch.Tensor:
-    """x_d (T,21,3) before stitching: the source frame's canonical kp moved by the motion."""
-    kp = source.kp[motion.source_index].float()
-    R = rotation_matrix(motion.pitch, motion.yaw, motion.roll)
-    return compose_keypoints(kp, R, motion.exp, motion.scale, motion.t)
-
-
-@torch.no_grad()
-def motion_keypoints(motion: Motion, source: MotionInfo, stitch_net=None,
-                     batch: int = 1024) -> Keypoints:
-    """Motion -> Keypoints; with ``stitch_net`` (Ditto's / LivePortrait's S) x_d is stitched
-    so the face stays attached to the shoulders."""
-    x_s = source_keypoints(source, motion.source_index)
-    x_d = driving_keypoints(motion, source)
-    if stitch_net is not None:
-        p = next(stitch_net.parameters())
-        parts = [stitch(stitch_net, x_s[i:i + batch].to(p.device, p.dtype),
-                        x_d[i:i + batch].to(p.device, p.dtype)).float().cpu()
-                 for i in range(0, len(x_d), batch)]
-        x_d = torch.cat(parts) if parts else x_d
-    return Keypoints(x_s=x_s, x_d=x_d, fps=motion.fps, source_index=motion.source_index)
