@@ -31,3 +31,14 @@ def shared():
 
     require_shared()
     return SHARED
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny or heavily sequential modules: one thread is as fast and immune to busy
+    neighbours (2 threads busy-wait on a loaded 2-core machine). Use with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -17,17 +17,7 @@ from talking_head.pipelines.ditto.sampler import cosine_schedule, step_coefficie
 from tests.paths import FIDELITY, needs_shared
 
 DITTO = os.path.join(FIDELITY, "ditto")
-pytestmark = needs_shared
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One thread: on a shared, busy CPU two OpenMP threads ran these 5-7x slower (the
-    goldens are thread-count independent, see the README)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = [needs_shared, pytest.mark.usefixtures("one_thread")]
 
 
 @pytest.fixture(scope="module")

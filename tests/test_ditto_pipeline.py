@@ -24,14 +24,7 @@ from tests.paths import FIXTURES
 from tests.test_ditto_audio import export_standin
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks gain nothing from a second thread, and on a shared, busy CPU the OpenMP
-    hand-offs cost ~20x the work itself."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tiny_lmdm(seed=0):

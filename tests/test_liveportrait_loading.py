@@ -24,13 +24,7 @@ DITTO_NAMES = {"appearance": "appearance_extractor", "motion": "motion_extractor
                "warping": "warp_network", "decoder": "decoder"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny networks are all overhead: one thread is as fast and immune to busy neighbours."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---------------------------------------------------------------------------------------

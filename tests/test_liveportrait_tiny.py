@@ -14,13 +14,7 @@ from tests.fakes import seeded_init_
 T = 8
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny networks are all overhead: one thread is as fast and immune to busy neighbours."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def seeded_bundle(seed: int = 0) -> ModelBundle:
