@@ -168,8 +168,13 @@ def resolve(family: str, group: str, roots: Optional[dict] = None, download: boo
     found = {w.role: find(w, roots) for w in wanted}
     missing = [w for w in wanted if found[w.role] is None]
     if missing and download:
-        for w in missing:
-            found[w.role] = fetch(w, roots, progress=progress)
+        for i, w in enumerate(missing):
+            try:
+                found[w.role] = fetch(w, roots, progress=progress)
+            except MissingWeightsError as exc:
+                # name every file still missing, not only the one that failed
+                first = str(exc).split("\n", 1)[0]
+                raise MissingWeightsError(first + "\n" + missing_message(missing[i:], roots)) from None
         missing = []
     if missing:
         raise MissingWeightsError(missing_message(missing, roots))
