@@ -27,6 +27,7 @@ def env(tmp_path_factory):
     shutil.copy(os.path.join(FIXTURES, "astronaut.png"), inputs / "portrait.png")
     shutil.copy(os.path.join(FIXTURES, "speech_16k.wav"), inputs / "speech.wav")
     synthetic_face_video(str(inputs / "driving.mp4"), 2.0, 25, size=320)
+    synthetic_face_video(str(inputs / "portrait_video.mp4"), 0.8, 25, size=320)
     short = media.read_audio(os.path.join(FIXTURES, "speech_16k.wav"))[:19200]  # 1.2 s
     with wave.open(str(inputs / "short.wav"), "wb") as wf:
         wf.setnchannels(1)
@@ -91,6 +92,22 @@ def test_ditto_seed_repeatable_and_seed_dependent(host_dirs):
     prompt[motion]["inputs"]["seed"] = 7
     c = GraphRunner().run(prompt)[blend][0]
     assert not torch.equal(a, c)
+
+
+def test_ditto_video_source_preserving_motion(host_dirs):
+    prompt = load(os.path.join(OUT, "ditto_video_preserve_motion.api.json"))
+    prompt[_nodes(prompt, "LoadAudio")[0]]["inputs"]["audio"] = "short.wav"
+    results = GraphRunner().run(prompt)
+    stitch = _nodes(prompt, "THS_Stitch")[0]
+    keypoints = results[stitch][0]
+    # 30 output frames walk the 20 source frames forward then back (ping-pong)
+    assert keypoints.source_index.tolist() == list(range(20)) + list(range(19, 9, -1))
+    frames, mask = results[_nodes(prompt, "THS_Blend")[0]]
+    assert frames.shape == (30, 320, 320, 3) and float(mask.max()) == 1.0
+    source = results[_nodes(prompt, "THS_FaceRegister")[0]][0]
+    eyes_y = source.landmarks[:, [33, 263], 1].mean(dim=1)       # MediaPipe outer eye corners
+    for t, s in enumerate(keypoints.source_index.tolist()):       # lower face: nothing above the eyes
+        assert float(mask[t, : int(eyes_y[s])].max()) == 0.0
 
 
 def test_musetalk_image_graph(host_dirs):
