@@ -18,19 +18,28 @@ PARSING_MODES = ("jaw", "raw", "neck")
 class LoadMuseTalkModels:
     DESCRIPTION = ("Load MuseTalk v1.5: UNet (musetalkV15/unet.pth + musetalk.json), the sd-vae-ft-mse "
                    "VAE, whisper-tiny's encoder and the BiSeNet face parser, from models/musetalk. "
-                   "auto_download fetches what is missing. No mmcv/mmpose needed.")
+                   "auto_download fetches what is missing. No mmcv/mmpose needed. Connect a core VAE "
+                   "to use a VAE ComfyUI already loaded.")
     RETURN_TYPES = (MUSETALK_MODELS,)
     RETURN_NAMES = ("musetalk",)
     FUNCTION = "load"
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"dtype": DTYPE_WIDGET, "auto_download": ("BOOLEAN", {"default": True})}}
+        return {"required": {"dtype": DTYPE_WIDGET, "auto_download": ("BOOLEAN", {"default": True})},
+                "optional": {"vae": ("VAE", {"tooltip": "Use a VAE ComfyUI already loaded (sd-vae-ft-mse, "
+                                                        "e.g. vae-ft-mse-840000-ema-pruned) instead of "
+                                                        "models/musetalk/sd-vae."})}}
 
-    def load(self, dtype="auto", auto_download=True):
+    def load(self, dtype="auto", auto_download=True, vae=None):
+        import dataclasses
+
         device = host.torch_device()
-        return (models.load_musetalk_bundle(host.model_roots(), auto_download, device,
-                                            host.torch_dtype(dtype, device)),)
+        bundle = models.load_musetalk_bundle(host.model_roots(), auto_download, device,
+                                             host.torch_dtype(dtype, device))
+        if vae is not None:  # a new bundle: the cached one keeps its own VAE
+            bundle = dataclasses.replace(bundle, nets=dict(bundle.nets, vae=mt.ExternalVAE(vae)))
+        return (bundle,)
 
 
 @register("Audio to Whisper Features", "musetalk")

@@ -100,3 +100,28 @@ def to_uint8(decoded: torch.Tensor) -> torch.Tensor:
 
 def decode_latents(vae: torch.nn.Module, latents: torch.Tensor) -> torch.Tensor:
     return to_uint8(decode_float(vae, latents))
+
+
+class ExternalVAE(torch.nn.Module):
+    """A VAE with ComfyUI's interface (``encode(pixels (B,H,W,3) 0..1) -> unscaled latents``,
+    ``decode(latents) -> (B,H,W,3) 0..1``) behind the diffusers calls used above, so a VAE
+    the host already loaded (sd-vae-ft-mse as ``vae-ft-mse-840000-ema-pruned``) can serve
+    MuseTalk. Its encode is taken as the posterior mean (std 0): MuseTalk's default."""
+
+    def __init__(self, vae):
+        super().__init__()
+        self.vae = vae
+        # device/dtype carrier for ``_param`` (the wrapped object manages its own placement)
+        self.register_parameter("_anchor", torch.nn.Parameter(torch.zeros(1), requires_grad=False))
+
+    def encode(self, x: torch.Tensor):
+        from types import SimpleNamespace
+
+        z = torch.as_tensor(self.vae.encode(((x.float().cpu() + 1) / 2).permute(0, 2, 3, 1))).float()
+        return SimpleNamespace(latent_dist=SimpleNamespace(mean=z, std=torch.zeros_like(z)))
+
+    def decode(self, z: torch.Tensor):
+        from types import SimpleNamespace
+
+        img = torch.as_tensor(self.vae.decode(z.float().cpu())).float()
+        return SimpleNamespace(sample=img.permute(0, 3, 1, 2) * 2 - 1)
