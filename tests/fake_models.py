@@ -53,9 +53,9 @@ def write_ditto(root: str) -> None:
     from tests.test_ditto_config import synthetic_cfg
 
     net = MotionDecoder(TINY)
-    freqs = {k: rotary_freqs(v.shape[0] * 2) for k, v in net.state_dict().items() if k.endswith("rotary.freqs")}
-    sd = keyed_state_dict(entries_of(net), keep={k: v.reshape(-1)[: net.state_dict()[k].numel()].reshape(
-        net.state_dict()[k].shape) for k, v in freqs.items()})
+    # the rotary tables are constants stored in the checkpoint (the released file has them)
+    freqs = {k: rotary_freqs(2 * v.shape[0]) for k, v in net.state_dict().items() if k.endswith("rotary.freqs")}
+    sd = keyed_state_dict(entries_of(net), keep=freqs)
     save({"model_state_dict": sd}, _path(root, "ditto", "ditto_pytorch/models/lmdm_v0.4_hubert.pth"))
     cfg = synthetic_cfg(online=False)
     with open(_path(root, "ditto", "ditto_cfg/v0.4_hubert_cfg_pytorch.pkl"), "wb") as fh:
