@@ -54,7 +54,3 @@ def numpy_to_audio(wav: np.ndarray, rate: int) -> dict:
     if wav.ndim == 1:
         wav = wav[None]
     return {"waveform": torch.from_numpy(wav.copy()).unsqueeze(0), "sample_rate": int(rate)}
-
-
-def mono(wav: np.ndarray) -> np.ndarray:
-    return wav.mean(axis=0) if wav.ndim == 2 else wav

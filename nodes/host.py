@@ -148,13 +148,6 @@ def torch_device() -> torch.device:
     return runtime.pick_device("auto")
 
 
-def offload_device() -> torch.device:
-    mm = _module("comfy.model_management")
-    if mm is not None and hasattr(mm, "unet_offload_device"):
-        return mm.unet_offload_device()
-    return torch.device("cpu")
-
-
 def torch_dtype(preference: str = "auto", device: Optional[torch.device] = None) -> torch.dtype:
     """auto/fp32/fp16/bf16 -> a dtype for ``device``; 'auto' follows the host's fp16 policy."""
     device = device or torch_device()
@@ -167,12 +160,6 @@ def torch_dtype(preference: str = "auto", device: Optional[torch.device] = None)
                 use_half = bool(mm.should_use_fp16())
             return runtime.pick_dtype("auto", device, half_ok=use_half)
     return runtime.pick_dtype(preference, device)
-
-
-def free_memory(num_bytes: int, device: torch.device) -> None:
-    mm = _module("comfy.model_management")
-    if mm is not None and hasattr(mm, "free_memory") and device.type != "cpu":
-        mm.free_memory(num_bytes, device)
 
 
 # ---------------------------------------------------------------------------------------

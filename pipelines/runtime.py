@@ -58,10 +58,6 @@ def request_interrupt() -> None:
     _interrupt.set()
 
 
-def clear_interrupt() -> None:
-    _interrupt.clear()
-
-
 def check_interrupt() -> None:
     if _interrupt.is_set():
         _interrupt.clear()
@@ -97,14 +93,3 @@ class TerminalProgress:
             self.stream.flush()
         except (ValueError, OSError):  # closed stream (e.g. pytest capture teardown)
             pass
-
-
-class NullProgress:
-    def __init__(self, total: int = 0, desc: str = ""):
-        self.total, self.n = total, 0
-
-    def update(self, n: int = 1) -> None:
-        self.n += n
-
-    def update_absolute(self, value: int) -> None:
-        self.n = value

@@ -8,9 +8,8 @@ naming the value and the expected shape, not deep inside a network.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Optional
 
-import numpy as np
 import torch
 
 from .errors import ShapeError
@@ -161,10 +160,6 @@ class Source:
     def __len__(self) -> int:
         return int(self.frames.shape[0])
 
-    @property
-    def is_video(self) -> bool:
-        return len(self) > 1
-
     def __repr__(self) -> str:
         h, w = self.frames.shape[1:3]
         return f"Source({len(self)} frames {w}x{h} @ {self.fps:.3f} fps, {self.landmark_scheme})"
@@ -276,7 +271,3 @@ class WarpedFeatures:
 
     def __len__(self) -> int:
         return int(self.features.shape[0])
-
-
-def as_numpy(x: Any) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)

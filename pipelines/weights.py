@@ -120,10 +120,6 @@ def entries(family: str, group: Optional[str] = None, include_optional: bool = F
             and (include_optional or not w.optional)]
 
 
-def groups(family: str) -> list:
-    return sorted({w.group for w in entries(family, include_optional=True)})
-
-
 def _folders(family: str, roots: Optional[dict]) -> list:
     if roots and roots.get(family):
         return list(roots[family])

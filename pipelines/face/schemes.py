@@ -70,23 +70,6 @@ assert MP478_TO_IBUG68.shape == (68,)
 MP478_IRIS = (468, 473)
 
 
-def scheme_for(landmarks: np.ndarray, name: str | None = None) -> Scheme:
-    """The scheme named ``name``, or the one whose point count matches the array."""
-    count = int(np.shape(landmarks)[0])
-    if name is not None:
-        if name not in SCHEMES:
-            raise ShapeError(f"unknown landmark scheme '{name}' (known: {', '.join(SCHEMES)})")
-        scheme = SCHEMES[name]
-        if scheme.count != count:
-            raise ShapeError(f"landmark scheme '{name}' has {scheme.count} points, got {count}")
-        return scheme
-    for scheme in SCHEMES.values():
-        if scheme.count == count:
-            return scheme
-    raise ShapeError(f"no landmark scheme has {count} points "
-                     f"(known: {', '.join(f'{s.name} ({s.count})' for s in SCHEMES.values())})")
-
-
 def crop_points(landmarks: np.ndarray, scheme: Scheme) -> tuple[np.ndarray, Scheme]:
     """The points (and their scheme) that place a similarity crop for this layout."""
     if scheme.name == MEDIAPIPE478.name:
