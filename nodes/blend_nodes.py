@@ -7,17 +7,14 @@ import os
 import numpy as np
 import torch
 
-from ..pipelines import composite
+from ..pipelines import composite, render_video
 from ..pipelines.errors import ShapeError
 from . import host
 from .convert import check_image
 from .registry import KEYPOINTS, SOURCE, register
 
-MODE_HELP = ("replace: 100 % render in the region (the original putback); strong: 90 % (hides the "
-             "original's smile/teeth); blend: 50 %; weak: 25 %; custom: the alpha widget.")
-REGION_HELP = ("crop: the crop square with the official feathered edge (original behaviour); "
-               "face: the feathered hull of the face landmarks (no square on plain backgrounds); "
-               "lower_face: mouth and jaw only (lip-sync over a moving source video).")
+MODE_HELP = "; ".join(f"{k}: {v}" for k, v in composite.MODE_HELP.items())
+REGION_HELP = "; ".join(f"{k}: {v}" for k, v in composite.REGION_HELP.items())
 
 
 @register("Blend", "render")
@@ -60,27 +57,21 @@ class Blend:
               color_match="off", crop_edge="auto", keypoints=None, frames=None):
         rendered = check_image(rendered, "rendered")
         base = source.frames if frames is None else check_image(frames, "frames")
-        if frames is not None and base.shape[0] != len(source):
-            raise ShapeError(f"'frames' has {base.shape[0]} frames but the source has {len(source)}; "
-                             "connect the frames the source was registered from.")
+        if tuple(base.shape[:3]) != tuple(source.frames.shape[:3]):
+            raise ShapeError(f"'frames' are {tuple(base.shape[:3])} (frames, height, width) but the source "
+                             f"was registered on {tuple(source.frames.shape[:3])}; connect frames of the "
+                             "same count and size as the ones Face Register saw.")
         index = keypoints.source_index if keypoints is not None else None
-        weight = composite.resolve_alpha(mode, alpha)
-        device = host.torch_device()
-        template = crop_edge
-        if template == "auto":
+        if crop_edge == "auto":
             family = keypoints.meta.get("family") if keypoints is not None else None
-            template = "ditto" if family == "ditto" else "liveportrait"
-        masks = composite.build_masks(region, tuple(base.shape[1:3]), source.crop_to_frame,
-                                      source.landmarks, source.landmark_scheme,
-                                      feather if feather > 0 else None, device, alpha=weight,
-                                      crop_template=template)
-        progress = host.Progress(rendered.shape[0], "blend")
-        out = composite.composite(rendered, base, source.crop_to_frame, masks, 1.0, color_match,
-                                  device, progress=progress, check_interrupt=host.check_interrupt,
-                                  source_index=index)
-        idx = (index if index is not None else
-               (torch.arange(out.shape[0]) if masks.shape[0] == out.shape[0] else torch.zeros(out.shape[0], dtype=torch.long)))
-        mask_out = masks[torch.as_tensor(idx, dtype=torch.long)]
+            crop_edge = "ditto" if family == "ditto" else "liveportrait"
+        device = host.torch_device()
+        masks = render_video.blend_masks(source, mode, region, alpha, feather if feather > 0 else None,
+                                         crop_edge, device)
+        out = composite.composite(rendered, base, source.crop_to_frame, masks, 1.0, color_match, device,
+                                  progress=host.Progress(rendered.shape[0], "blend"),
+                                  check_interrupt=host.check_interrupt, source_index=index)
+        mask_out = masks[composite.frame_index(out.shape[0], masks.shape[0], index)]
         return {"ui": {"images": [_mask_preview(base[0], masks[0])]}, "result": (out, mask_out)}
 
 

@@ -17,6 +17,7 @@ from .types import Keypoints, ModelBundle, Source
 
 def blend_masks(source: Source, mode: str = "replace", region: str = "crop", alpha: Optional[float] = None,
                 feather: Optional[float] = None, crop_edge: str = "liveportrait", device=None) -> torch.Tensor:
+    """Per source frame (N,H,W): the render's weight for blend ``mode`` inside ``region``."""
     weight = composite.resolve_alpha(mode, alpha)
     return composite.build_masks(region, tuple(source.frames.shape[1:3]), source.crop_to_frame,
                                  source.landmarks, source.landmark_scheme, feather, device,

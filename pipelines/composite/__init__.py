@@ -31,7 +31,7 @@ Defaults (replace + crop, no feather, no colour matching) reproduce the original
 paste-back. ``reference`` holds the bit-exact cv2 paths used by the golden tests.
 """
 from .blend import (AUTO_FEATHER_CROP_PX, MODE_HELP, MODES, REGION_HELP, REGIONS,
-                    build_masks, composite, resolve_alpha)
+                    build_masks, composite, frame_index, resolve_alpha)
 from .color import COLOR_MATCH, match_color
 from .reference import (CROP_TEMPLATES, ditto_mask_template, ditto_put_back,
                         ditto_warped_mask, lp_mask_template, lp_paste_back,
@@ -41,7 +41,7 @@ from .regions import LAYOUTS, LandmarkLayout, resolve_layout
 __all__ = [
     "MODES", "REGIONS", "MODE_HELP", "REGION_HELP", "COLOR_MATCH", "CROP_TEMPLATES",
     "AUTO_FEATHER_CROP_PX",
-    "build_masks", "composite", "resolve_alpha", "match_color",
+    "build_masks", "composite", "frame_index", "resolve_alpha", "match_color",
     "lp_mask_template", "lp_prepare_paste_back", "lp_paste_back", "lp_render_to_u8",
     "ditto_mask_template", "ditto_warped_mask", "ditto_put_back", "warp_to_frame",
     "LandmarkLayout", "LAYOUTS", "resolve_layout",

@@ -162,7 +162,8 @@ def build_masks(region: str, frame_hw: tuple, crop_to_frame, landmarks=None,
     return out
 
 
-def _frame_index(n_out: int, n_src: int, source_index) -> torch.Tensor:
+def frame_index(n_out: int, n_src: int, source_index=None) -> torch.Tensor:
+    """Source frame of each output frame: ``source_index``, else t (N == T) or 0 (N == 1)."""
     if source_index is not None:
         idx = _as_tensor(source_index, "source_index", torch.long).reshape(-1)
         if len(idx) != n_out:
@@ -217,7 +218,7 @@ def composite(rendered, frames, crop_to_frame, mask, alpha: float = 1.0,
     _check_inputs(rendered, frames, ctf, mask)
     dev = _device(device)
     n_out, crop_size = rendered.shape[0], rendered.shape[1]
-    index = _frame_index(n_out, frames.shape[0], source_index)
+    index = frame_index(n_out, frames.shape[0], source_index)
     out = torch.empty((n_out,) + tuple(frames.shape[1:]), dtype=torch.float32)
     for t0 in range(0, n_out, batch_size):
         if check_interrupt is not None:
