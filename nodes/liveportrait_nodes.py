@@ -67,25 +67,12 @@ class ExtractMotion:
 
     def extract(self, source, driving, models, motion_mode="relative", driving_option="expression-friendly",
                 driving_multiplier=1.0, length_mismatch="cycle", fps=25.0, smoothing=3):
-        from ..pipelines.face import crop_inputs_256
-        from ..pipelines.liveportrait import keypoints as kpm
-        from ..pipelines.liveportrait import render
-
         driving = check_image(driving, "driving")
-        n_out, index = animate.frame_mapping(len(source), driving.shape[0], length_mismatch)
-        det = get_detector("mediapipe", True)
-        drv = source_ops.register_source(driving[:n_out].numpy(), fps, det, None, smooth_window=smoothing,
-                                         whole_image_fallback=True, progress=host.Progress(n_out, "driving faces"),
-                                         check_interrupt=host.check_interrupt)
-        info = render.extract_motion(models, crop_inputs_256(drv.crops.numpy()),
-                                     progress=host.Progress(n_out, "driving motion"),
-                                     check_interrupt=host.check_interrupt)
-        eye, lip = animate.open_ratios(drv.landmarks, drv.landmark_scheme)
-        motion = kpm.motion_from_info(info, fps, index)
-        motion.meta.update(kind="driving", relative=motion_mode == "relative",
-                           expression_friendly=driving_option == "expression-friendly",
-                           multiplier=float(driving_multiplier), driver_is_image=driving.shape[0] == 1,
-                           driving_eye_open=eye[:, :1], driving_lip_open=lip)
+        motion, drv = animate.driving_motion(
+            driving.numpy(), fps, len(source), get_detector("mediapipe", True), models, length_mismatch,
+            motion_mode == "relative", driving_option == "expression-friendly", driving_multiplier, smoothing,
+            progress=host.Progress(2 * driving.shape[0], "driving motion"), check_interrupt=host.check_interrupt)
+        n_out = len(motion)
         text = f"{n_out} driving frames ({source_ops.describe(drv).splitlines()[-1]})"
         return motion, text
 

@@ -10,7 +10,7 @@ Both then get stitching, optional eye/lip retargeting and the driving multiplier
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
@@ -56,6 +56,35 @@ def frame_mapping(n_source: int, n_driving: int, mode: str) -> tuple:
     n_out = min(n_source, n_driving) if mode == "cut" and n_source > 1 else n_driving
     order = {"hold last source frame": "hold", "ping-pong": "ping-pong"}.get(mode, "cycle")
     return n_out, torch.from_numpy(frame_order(n_source, n_out, order))
+
+
+def driving_motion(frames, fps: float, n_source: int, detector, renderer: ModelBundle,
+                   length: str = "cycle", relative: bool = True, expression_friendly: bool = True,
+                   multiplier: float = 1.0, smoothing: int = 3,
+                   progress: Optional[Callable[[int, int], None]] = None,
+                   check_interrupt: Optional[Callable[[], None]] = None) -> tuple:
+    """A driving video's own motion for a source of ``n_source`` frames -> (Motion, the
+    driving frames' registration). Its frames are registered (a frame without a face
+    reuses its neighbours', and a driver with none falls back to the whole frame), read by
+    the motion extractor, and mapped onto the source frames by ``length``."""
+    from . import source as source_ops
+    from .face import crop_inputs_256
+    from .liveportrait import render
+
+    n_out, index = frame_mapping(n_source, int(frames.shape[0]), length)
+    steps = 2 * n_out
+    drv = source_ops.register_source(
+        frames[:n_out], fps, detector, None, smooth_window=smoothing, whole_image_fallback=True,
+        progress=(lambda d, t: progress(d, steps)) if progress else None, check_interrupt=check_interrupt)
+    info = render.extract_motion(renderer, crop_inputs_256(drv.crops.numpy()),
+                                 progress=(lambda d: progress(n_out + d, steps)) if progress else None,
+                                 check_interrupt=check_interrupt)
+    eye, lip = open_ratios(drv.landmarks, drv.landmark_scheme)
+    motion = kpm.motion_from_info(info, fps, index)
+    motion.meta.update(kind="driving", relative=relative, expression_friendly=expression_friendly,
+                       multiplier=float(multiplier), driver_is_image=int(frames.shape[0]) == 1,
+                       driving_eye_open=eye[:, :1], driving_lip_open=lip)
+    return motion, drv
 
 
 @torch.no_grad()

@@ -23,10 +23,6 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from ..face import crop_inputs_256
-    from . import keypoints as kpm
-    from . import render
-
     roots = cli_common.roots(args)
     device, dtype = cli_common.device_dtype(args)
     renderer = models.load_liveportrait(args.layout, roots, args.download, device, dtype)
@@ -37,14 +33,11 @@ def run(args) -> int:
                                         progress=cli_common.progress("source"),
                                         check_interrupt=runtime.check_interrupt)
     drv_frames, drv_fps, audio, rate = cli_common.read_source(args.driving)
-    n_out, index = animate.frame_mapping(len(source), len(drv_frames), args.length)
-    drv = source_ops.register_source(drv_frames[:n_out], drv_fps, detector, None, smooth_window=3,
-                                     whole_image_fallback=True, progress=cli_common.progress("driving"))
-    info = render.extract_motion(renderer, crop_inputs_256(drv.crops.numpy()))
-    motion = kpm.motion_from_info(info, drv_fps, index)
-    motion.meta.update(kind="driving", relative=args.motion == "relative",
-                       expression_friendly=args.driving_option == "expression-friendly",
-                       multiplier=args.multiplier, driver_is_image=len(drv_frames) == 1)
+    motion, _ = animate.driving_motion(
+        drv_frames, drv_fps, len(source), detector, renderer, args.length, args.motion == "relative",
+        args.driving_option == "expression-friendly", args.multiplier,
+        progress=cli_common.progress("driving"), check_interrupt=runtime.check_interrupt)
+    n_out = len(motion)
     keypoints = animate.keypoints_for(source, motion, renderer, stitching=not args.no_stitching)
     if audio is not None:  # the driving video's sound, cut to the rendered length
         from ..audio import fit_length
