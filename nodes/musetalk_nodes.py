@@ -6,7 +6,6 @@ import torch
 from ..pipelines import audio as audio_ops
 from ..pipelines import models
 from ..pipelines import musetalk as mt
-from ..pipelines.face import to_ibug68
 from . import host
 from .convert import audio_to_numpy, check_image
 from .registry import (AUDIO_FEATURES, AVATAR, DTYPE_WIDGET, MUSETALK_MODELS, SOURCE, register)
@@ -63,14 +62,6 @@ class AudioToWhisper:
         return (mt.whisper_features(musetalk, wav16, fps, check_interrupt=host.check_interrupt),)
 
 
-def musetalk_landmarks(source):
-    """SOURCE -> (68-point landmarks, which frames may be inpainted). Frames whose crop was
-    only reused from a neighbour pass through unchanged (no face was seen there)."""
-    lm68 = torch.as_tensor(to_ibug68(source.landmarks.numpy(), source.landmark_scheme))
-    usable = torch.tensor([k != "reused" for k in (source.kinds or ["detected"] * len(source))])
-    return lm68.numpy(), usable.numpy()
-
-
 @register("MuseTalk Prepare Avatar", "musetalk")
 class MuseTalkPrepareAvatar:
     DESCRIPTION = (
@@ -102,14 +93,11 @@ class MuseTalkPrepareAvatar:
     def prepare(self, source, musetalk, bbox_shift=0, extra_margin=10, parsing_mode="jaw",
                 left_cheek_width=90, right_cheek_width=90, upper_boundary_ratio=0.5, blur_ratio=0.05,
                 batch_size=8):
-        lm68, usable = musetalk_landmarks(source)
-        avatar = mt.prepare_avatar(musetalk, source.frames, landmarks=lm68, face_found=usable,
-                                   parsing_mode=parsing_mode, left_cheek_width=left_cheek_width,
-                                   right_cheek_width=right_cheek_width,
-                                   upper_boundary_ratio=upper_boundary_ratio, blur_ratio=blur_ratio,
-                                   batch_size=batch_size, bbox_shift=bbox_shift, extra_margin=extra_margin,
-                                   progress=host.Progress(len(source), "avatar"),
-                                   check_interrupt=host.check_interrupt)
+        avatar = mt.avatar_from_source(
+            musetalk, source, parsing_mode=parsing_mode, left_cheek_width=left_cheek_width,
+            right_cheek_width=right_cheek_width, upper_boundary_ratio=upper_boundary_ratio,
+            blur_ratio=blur_ratio, batch_size=batch_size, bbox_shift=bbox_shift, extra_margin=extra_margin,
+            progress=host.Progress(len(source), "avatar"), check_interrupt=host.check_interrupt)
         return avatar, repr(avatar)
 
 

@@ -154,6 +154,16 @@ def prepare_avatar(bundle: ModelBundle, frames, boxes=None, face_found=None,
                   settings=settings)
 
 
+def avatar_from_source(bundle: ModelBundle, source, **kwargs) -> Avatar:
+    """:func:`prepare_avatar` for a registered SOURCE: its landmarks as iBUG 68 points; frames
+    whose crop was only reused from a neighbour (no face seen there) pass through unchanged."""
+    from ..face import to_ibug68
+
+    lm68 = to_ibug68(source.landmarks.numpy(), source.landmark_scheme)
+    seen = np.array([k != "reused" for k in (source.kinds or ["detected"] * len(source))])
+    return prepare_avatar(bundle, source.frames, landmarks=lm68, face_found=seen, **kwargs)
+
+
 def with_blend_settings(avatar: Avatar, parsing_mode: Optional[str] = None,
                         left_cheek_width: Optional[int] = None,
                         right_cheek_width: Optional[int] = None,

@@ -9,7 +9,6 @@ import numpy as np
 from .. import audio as audio_ops
 from .. import cli_common, media, models, runtime
 from .. import source as source_ops
-from ..face import to_ibug68
 
 
 def add_arguments(p) -> None:
@@ -51,7 +50,7 @@ def _subset(avatar, schedule):
 
 
 def run(args) -> int:
-    from . import prepare_avatar, whisper_features
+    from . import avatar_from_source, whisper_features
 
     roots = cli_common.roots(args)
     device, dtype = cli_common.device_dtype(args)
@@ -62,12 +61,9 @@ def run(args) -> int:
                                         manual_box=source_ops.parse_box(args.manual_box),
                                         progress=cli_common.progress("faces"),
                                         check_interrupt=runtime.check_interrupt)
-    usable = np.array([k != "reused" for k in source.kinds])
-    lm68 = to_ibug68(source.landmarks.numpy(), source.landmark_scheme)
-    avatar = prepare_avatar(bundle, source.frames, landmarks=lm68, face_found=usable,
-                            parsing_mode=args.parsing_mode, bbox_shift=args.bbox_shift,
-                            extra_margin=args.extra_margin, seed=args.seed, batch_size=args.batch_size,
-                            progress=cli_common.progress("avatar"), check_interrupt=runtime.check_interrupt)
+    avatar = avatar_from_source(bundle, source, parsing_mode=args.parsing_mode, bbox_shift=args.bbox_shift,
+                                extra_margin=args.extra_margin, seed=args.seed, batch_size=args.batch_size,
+                                progress=cli_common.progress("avatar"), check_interrupt=runtime.check_interrupt)
     speech = cli_common.read_speech(args.audio, 16000)
     seconds = len(speech) / 16000
     n_frames = media.frames_for_duration(seconds, fps)
