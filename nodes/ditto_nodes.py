@@ -103,26 +103,18 @@ class DittoMotion:
     def generate(self, features, source, ditto, seed=0, steps=0, overlap=0, smoothing=0,
                  emotion="from cfg", online=False, template_frames=0, preserve_motion=False,
                  fade_in=0, fade_out=0, blinks=True, emotion_keyframes=""):
-        from ..pipelines.ditto import emotion_schedule, generate_motion, stitch_motion
+        from ..pipelines.ditto import emotion_schedule, source_motion
 
-        if source.motion is None:
-            raise TalkingHeadError("The SOURCE has no motion-extractor data: connect the renderer "
-                                   "models (Load Ditto Models' renderer output) to Face Register.")
         emo = None if emotion == "from cfg" else int(emotion.split()[0])
         frames = controls.parse_keyframes(emotion_keyframes)
         if frames:
-            emo = emotion_schedule({f: v for f, v in frames.items()}, len(features))
-        cfg = ditto["cfg"]
-        tn = template_frames or None
-        raw = generate_motion(ditto, features, source, steps=steps or None, overlap=overlap or None,
-                              smoothing=smoothing or None, emotion=emo, seed=seed, online=online or None,
-                              template_n_frames=tn, progress=host.Progress(len(features), "ditto motion"),
-                              check_interrupt=host.check_interrupt)
-        kwargs = dict(template_n_frames=tn, preserve_motion=preserve_motion, fade_in=fade_in,
-                      fade_out=fade_out, blinks=blinks, seed=seed, overall=dict(cfg.overall_ctrl_info))
-        motion = stitch_motion(raw, source.motion, cfg, **kwargs)
-        motion.meta.update(keypoints_meta={"family": "ditto"},
-                           ditto={"raw": raw, "source_motion": source.motion, "cfg": cfg, "kwargs": kwargs})
+            emo = emotion_schedule(frames, len(features))
+        motion = source_motion(ditto, features, source, seed=seed, steps=steps or None,
+                               overlap=overlap or None, smoothing=smoothing or None, emotion=emo,
+                               online=online or None, template_n_frames=template_frames or None,
+                               progress=host.Progress(len(features), "ditto motion"),
+                               check_interrupt=host.check_interrupt, preserve_motion=preserve_motion,
+                               fade_in=fade_in, fade_out=fade_out, blinks=blinks)
         return (motion,)
 
 

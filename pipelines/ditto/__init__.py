@@ -22,7 +22,7 @@ from .hubert import HubertOnnx, HubertStream, hubert_features, wav2feat
 from .lmdm import OFFICIAL, TINY, LMDMConfig, MotionDecoder
 from .loader import FILES, load_ditto
 from .motion_stitch import blink_schedule, fade_controls
-from .pipeline import MotionStream, condition_source, generate_motion, stream_motion
+from .pipeline import MotionStream, condition_source, generate_motion, source_motion, stream_motion
 from .sampler import DDIMSampler, NoiseSource
 
 __all__ = [
@@ -32,5 +32,5 @@ __all__ = [
     "eye_attributes", "mirror_index", "render_source_indices", "HubertOnnx", "HubertStream",
     "hubert_features", "wav2feat", "OFFICIAL", "TINY", "LMDMConfig", "MotionDecoder", "FILES",
     "load_ditto", "blink_schedule", "fade_controls", "MotionStream", "condition_source",
-    "generate_motion", "stream_motion", "DDIMSampler", "NoiseSource",
+    "generate_motion", "source_motion", "stream_motion", "DDIMSampler", "NoiseSource",
 ]

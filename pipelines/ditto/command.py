@@ -7,7 +7,7 @@ from __future__ import annotations
 from .. import animate, cli_common, media, models, render_video, runtime
 from .. import source as source_ops
 from .conditions import EMOTIONS
-from .driving import stitch_motion
+from .pipeline import source_motion
 from .hubert import SAMPLE_RATE, hubert_features
 
 
@@ -52,23 +52,15 @@ def run(args) -> int:
     feats = hubert_features(speech, SAMPLE_RATE, bundle["hubert"],
                             check_interrupt=runtime.check_interrupt)
     emotion = int(args.emotion) if args.emotion and args.emotion.isdigit() else args.emotion
-    from .pipeline import generate_motion
-
-    raw = generate_motion(bundle, feats, source, steps=args.steps, overlap=args.overlap,
-                          emotion=emotion, seed=args.seed, online=args.online or None,
-                          use_reference_identity=not args.own_identity,
-                          template_n_frames=args.template_frames,
-                          progress=cli_common.progress("motion"),
-                          check_interrupt=runtime.check_interrupt)
     overall = dict(cfg.overall_ctrl_info)
-    for axis in ("pitch", "yaw", "roll"):
-        value = getattr(args, f"delta_{axis}")
-        if value is not None:
-            overall[f"delta_{axis}"] = value
-    motion = stitch_motion(raw, source.motion, cfg, template_n_frames=args.template_frames,
-                           preserve_motion=args.preserve_motion, fade_in=args.fade_in,
-                           fade_out=args.fade_out, overall=overall, seed=args.seed,
+    overall.update({f"delta_{a}": getattr(args, f"delta_{a}") for a in ("pitch", "yaw", "roll")
+                    if getattr(args, f"delta_{a}") is not None})
+    motion = source_motion(bundle, feats, source, seed=args.seed, steps=args.steps, overlap=args.overlap,
+                           emotion=emotion, online=args.online or None,
                            use_reference_identity=not args.own_identity,
+                           template_n_frames=args.template_frames, progress=cli_common.progress("motion"),
+                           check_interrupt=runtime.check_interrupt, preserve_motion=args.preserve_motion,
+                           fade_in=args.fade_in, fade_out=args.fade_out, overall=overall,
                            reference_quirks=args.reference_quirks)
     keypoints = animate.keypoints_for(source, motion, renderer, stitching=cfg.flag_stitching)
     info = media.probe(args.audio)

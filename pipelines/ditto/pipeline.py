@@ -17,12 +17,13 @@ from typing import Callable, Iterable, Iterator, Optional
 import numpy as np
 import torch
 
-from ..types import AudioFeatures, ModelBundle, Source
 from ..audio import StreamResampler, to_mono
+from ..errors import TalkingHeadError
+from ..types import AudioFeatures, ModelBundle, Motion, Source
 from .audio2motion import OnlineAudio2Motion, WindowFuser, audio2motion_offline, clip_motion
 from .conditions import ConditionHandler, ConditionSource
 from .config import DittoConfig
-from .driving import DittoMotion
+from .driving import DittoMotion, stitch_motion
 from .eye import eye_attributes
 from .frames import template_frames
 from .hubert import FEAT_DIM, FPS, SAMPLE_RATE, HubertStream, as_encoder, silence_features
@@ -148,6 +149,35 @@ def generate_motion(bundle: ModelBundle, features: AudioFeatures, source=None, *
                        d0=torch.from_numpy(stream.d0), online=True)
 
 
+
+
+def source_motion(bundle: ModelBundle, features: AudioFeatures, source: Source, *, seed: int = 0,
+                  steps: Optional[int] = None, overlap: Optional[int] = None,
+                  smoothing: Optional[int] = None, emotion=None, online: Optional[bool] = None,
+                  use_reference_identity: bool = True, template_n_frames: Optional[int] = None,
+                  progress: Optional[Callable[[int, int], None]] = None,
+                  check_interrupt: Optional[Callable[[], None]] = None, **controls) -> Motion:
+    """Audio features -> the final MOTION for ``source``: :func:`generate_motion`, then
+    :func:`~.driving.stitch_motion` with ``controls`` (preserve_motion, fade_in/out, blinks,
+    overall, keyframes, reference_quirks...; ``overall`` defaults to the cfg's). The raw
+    motion and these settings ride along in ``meta["ditto"]``, so the Motion Controls node
+    re-stitches with new controls without sampling again."""
+    if source.motion is None:
+        raise TalkingHeadError("The SOURCE has no motion-extractor data: connect the renderer models "
+                               "(Load Ditto Models' renderer output) to Face Register.")
+    cfg = bundle["cfg"]
+    raw = generate_motion(bundle, features, source, steps=steps, overlap=overlap, smoothing=smoothing,
+                          emotion=emotion, seed=seed, online=online,
+                          use_reference_identity=use_reference_identity,
+                          template_n_frames=template_n_frames, progress=progress,
+                          check_interrupt=check_interrupt)
+    kwargs = dict(template_n_frames=template_n_frames, seed=seed,
+                  use_reference_identity=use_reference_identity, **controls)
+    kwargs.setdefault("overall", dict(cfg.overall_ctrl_info))
+    motion = stitch_motion(raw, source.motion, cfg, **kwargs)
+    motion.meta.update(keypoints_meta={"family": "ditto"},
+                       ditto={"raw": raw, "source_motion": source.motion, "cfg": cfg, "kwargs": kwargs})
+    return motion
 class MotionStream:
     """Live audio -> motion rows. ``push_audio(samples, sample_rate)`` / ``push_features``
     return the (k,265) rows that became final; ``finish()`` flushes; ``d0`` is the anchor
