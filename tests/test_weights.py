@@ -71,3 +71,16 @@ def test_failed_download_is_an_actionable_error(tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
     with pytest.raises(MissingWeightsError, match="(?s)Could not download .*no network.*python -m pipelines download"):
         weights.resolve("liveportrait", "official", {"liveportrait": [str(tmp_path)]}, download=True)
+
+
+def test_registry_and_renderer_loader_agree_on_file_names():
+    """The download registry and the LivePortrait loader's layouts name the same files, so a
+    download lands where the loader looks."""
+    from talking_head.pipelines.liveportrait.loader import LAYOUTS
+
+    for layout, (family, group, prefix) in {"official": ("liveportrait", "official", "liveportrait/"),
+                                            "safetensors": ("liveportrait", "safetensors", ""),
+                                            "ditto": ("ditto", "pytorch", "ditto_pytorch/")}.items():
+        registry = {w.role: w.local for w in weights.entries(family, group)}
+        for role, rel in LAYOUTS[layout].items():
+            assert registry[role] == prefix + rel, (layout, role)
