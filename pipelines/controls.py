@@ -87,14 +87,19 @@ def apply_generic(motion: Motion, overall: dict, per_frame: dict) -> Motion:
     if bad:
         raise TalkingHeadError(f"control(s) {sorted(bad)} need Ditto motion; for other motion use "
                                f"{', '.join(sorted(GENERIC_KEYS))}")
-    pose = {a: getattr(motion, a).clone() for a in POSE}
+    n = len(motion)
+
+    def series(key: str, neutral: float) -> torch.Tensor:
+        """Per-frame value of a scalar control: keyframe, else overall, else neutral."""
+        base = float(overall.get(key, neutral))
+        return torch.tensor([float(per_frame.get(i, {}).get(key, base)) for i in range(n)])
+
+    pose = {a: getattr(motion, a) * series(f"alpha_{a}", 1.0) + series(f"delta_{a}", 0.0) for a in POSE}
     exp = motion.exp.clone()
-    for i in range(len(motion)):
-        ctrl = dict(overall, **per_frame.get(i, {}))
-        for a in POSE:
-            pose[a][i] = pose[a][i] * float(ctrl.get(f"alpha_{a}", 1.0)) + float(ctrl.get(f"delta_{a}", 0.0))
-        if "delta_exp" in ctrl:
-            exp[i] = exp[i] + torch.as_tensor(ctrl["delta_exp"], dtype=exp.dtype).reshape(21, 3)
+    for i in range(n):
+        delta = per_frame.get(i, {}).get("delta_exp", overall.get("delta_exp"))
+        if delta is not None:
+            exp[i] += torch.as_tensor(delta, dtype=exp.dtype).reshape(21, 3)
     return dataclasses.replace(motion, exp=exp, meta=dict(motion.meta), **pose)
 
 
