@@ -101,10 +101,8 @@ def register_source(frames, fps: float, detector, renderer: Optional[ModelBundle
         appearance = render.extract_appearance(renderer, x256, batch_size=batch_size,
                                                progress=(lambda d: report(2 * n + d)) if report else None,
                                                check_interrupt=check_interrupt)
-    frames_t = torch.as_tensor(np.asarray(frames, dtype=np.float32)) if not isinstance(
-        frames, torch.Tensor) else frames.float()
-    if frames_t.dtype != torch.float32 or frames_t.max() > 1.0 + 1e-6:
-        frames_t = frames_t.float() / 255.0
+    frames_t = frames if isinstance(frames, torch.Tensor) else torch.from_numpy(np.asarray(frames))
+    frames_t = frames_t.float() / 255.0 if frames_t.dtype == torch.uint8 else frames_t.float()
     mesh = torch.from_numpy(track.mesh478_crop).float() if track.mesh478_crop is not None else None
     return Source(
         frames=frames_t.cpu(), fps=float(fps), crops=torch.from_numpy(track.crops512),
