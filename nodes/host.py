@@ -21,14 +21,7 @@ import torch
 
 from ..pipelines import runtime, weights
 
-# folder name in ComfyUI's models dir for each family; "liveportrait" is shared with
-# LivePortraitKJ on purpose, so its downloaded safetensors are found and reused.
-MODEL_FOLDERS = {
-    "ditto": "ditto",
-    "liveportrait": "liveportrait",
-    "musetalk": "musetalk",
-    "aux": "talking_head_aux",
-}
+MODEL_FOLDERS = weights.FOLDERS
 MODEL_EXTENSIONS = {".pth", ".pt", ".bin", ".safetensors", ".onnx", ".pkl", ".json", ".task",
                     ".tflite"}
 
@@ -76,7 +69,7 @@ def model_dirs(family: str) -> list:
     """Folders searched for ``family``'s files, the download target first."""
     fp = _module("folder_paths")
     if fp is None:
-        return [os.path.join(weights.default_models_root(), MODEL_FOLDERS[family])]
+        return weights.folders(family)
     register_model_folders()
     return list(fp.get_folder_paths(MODEL_FOLDERS[family]))
 

@@ -35,7 +35,7 @@ def add_blend_args(p: argparse.ArgumentParser) -> None:
 def roots(args) -> dict:
     if args.models:
         os.environ["TALKING_HEAD_MODELS"] = os.path.abspath(args.models)
-    return {fam: weights._folders(fam, None) for fam in weights.FAMILIES}
+    return {fam: weights.folders(fam) for fam in weights.FAMILIES}
 
 
 def device_dtype(args):

@@ -41,7 +41,7 @@ def liveportrait_files(layout: str = "auto", roots: Optional[dict] = None, downl
     errors = []
     for name in layouts:
         family, group = _LP_GROUP[name]
-        for folder in (roots or {}).get(family) or weights._folders(family, roots):
+        for folder in weights.folders(family, roots):
             if not os.path.isdir(folder):
                 continue
             try:

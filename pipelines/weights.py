@@ -120,16 +120,23 @@ def entries(family: str, group: Optional[str] = None, include_optional: bool = F
             and (include_optional or not w.optional)]
 
 
-def _folders(family: str, roots: Optional[dict]) -> list:
+# folder of each family under the models root (ComfyUI's models/ or the standalone root);
+# "liveportrait" is shared with LivePortraitKJ on purpose, so its downloads are reused
+FOLDERS = {"ditto": "ditto", "liveportrait": "liveportrait", "musetalk": "musetalk",
+           "aux": "talking_head_aux"}
+
+
+def folders(family: str, roots: Optional[dict] = None) -> list:
+    """Folders searched for ``family``'s files, the download target first: ``roots`` (from
+    the host) when it names the family, else the standalone default."""
     if roots and roots.get(family):
         return list(roots[family])
-    folder = {"aux": "talking_head_aux"}.get(family, family)
-    return [os.path.join(default_models_root(), folder)]
+    return [os.path.join(default_models_root(), FOLDERS[family])]
 
 
 def find(entry: WeightFile, roots: Optional[dict] = None) -> Optional[str]:
     """Path of ``entry`` in one of its family folders, or None."""
-    for folder in _folders(entry.family, roots):
+    for folder in folders(entry.family, roots):
         path = os.path.join(folder, entry.local)
         if os.path.isfile(path) and os.path.getsize(path) > 0:
             return path
@@ -145,7 +152,7 @@ def missing_message(missing: Iterable[WeightFile], roots: Optional[dict] = None)
     missing = list(missing)
     lines = ["Model files are missing:"]
     for w in missing:
-        folder = _folders(w.family, roots)[0]
+        folder = folders(w.family, roots)[0]
         lines.append(f"  - {w.local}  (~{w.size_mb:g} MB) -> put it in {os.path.join(folder, os.path.dirname(w.local))}"
                      f"  [source: {w.source}]")
     fams = sorted({(w.family, w.group) for w in missing})
@@ -180,7 +187,7 @@ def resolve(family: str, group: str, roots: Optional[dict] = None, download: boo
 def fetch(entry: WeightFile, roots: Optional[dict] = None,
           progress: Optional[Callable[[str], None]] = None) -> str:
     """Download one file into the first folder of its family; returns its path."""
-    folder = _folders(entry.family, roots)[0]
+    folder = folders(entry.family, roots)[0]
     target = os.path.join(folder, entry.local)
     os.makedirs(os.path.dirname(target), exist_ok=True)
     if progress:
