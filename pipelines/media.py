@@ -250,8 +250,10 @@ def read_video(path: str, max_frames: Optional[int] = None, every_nth: int = 1,
 # writing
 
 
-def _write_wav(path: str, audio: np.ndarray, sample_rate: int) -> None:
-    """(C,T) float -> 16-bit PCM WAV (the AAC encoder's input)."""
+def write_audio(path: str, audio: np.ndarray, sample_rate: int) -> None:
+    """(T,) or (C,T) float in -1..1 -> 16-bit PCM WAV (also the AAC encoder's input)."""
+    audio = np.asarray(audio, np.float32)
+    audio = audio[None] if audio.ndim == 1 else audio
     pcm = (np.clip(audio, -1.0, 1.0) * 32767.0).round().astype("<i2")
     with wave.open(path, "wb") as wf:
         wf.setnchannels(pcm.shape[0])
@@ -315,7 +317,7 @@ def write_video(path: str, frames: Iterable, fps: float, audio: Optional[np.ndar
                 raise MediaError("The audio is empty (zero samples); connect audio with sound in it.")
             fd, tmp_wav = tempfile.mkstemp(suffix=".wav")
             os.close(fd)
-            _write_wav(tmp_wav, audio, sample_rate or 16000)
+            write_audio(tmp_wav, audio, sample_rate or 16000)
             args += ["-i", tmp_wav]
         args += ["-map", "0:v:0"]
         if audio is not None:

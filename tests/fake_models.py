@@ -88,7 +88,26 @@ def write_musetalk(root: str) -> None:
         json.dump({"feature_size": 80, "sampling_rate": 16000, "hop_length": 160, "n_fft": 400,
                    "chunk_length": 30, "padding_value": 0.0}, fh)
     write_fake(None, _path(root, "musetalk", "face-parse-bisent/79999_iter.pth"),
+               keep=skin_everywhere(BiSeNet(BiSeNetConfig(**TINY_CONFIGS["parsing"]))),
                entries=entries_of(BiSeNet(BiSeNetConfig(**TINY_CONFIGS["parsing"]))))
+
+
+def skin_everywhere(parser) -> dict:
+    """Fused-head tensors that make a parser label every pixel skin: its last ReLU block
+    outputs 1 everywhere (BN scale 0, shift 1) and only the skin row of the classifier
+    reads it. With keyed weights alone the argmax is arbitrary and the jaw mask comes out
+    empty, so MuseTalk's paste-back would never show in a test."""
+    from talking_head.pipelines.musetalk.blending import SKIN
+
+    sd = parser.state_dict()
+    head = sd["conv_out.conv_out.weight"]
+    out = {"conv_out.conv.bn.weight": torch.zeros_like(sd["conv_out.conv.bn.weight"]),
+           "conv_out.conv.bn.bias": torch.ones_like(sd["conv_out.conv.bn.bias"]),
+           "conv_out.conv.bn.running_mean": torch.zeros_like(sd["conv_out.conv.bn.running_mean"]),
+           "conv_out.conv.bn.running_var": torch.ones_like(sd["conv_out.conv.bn.running_var"]),
+           "conv_out.conv_out.weight": torch.zeros_like(head)}
+    out["conv_out.conv_out.weight"][SKIN] = 1.0
+    return out
 
 
 def write_all(root: str, families=("aux", "liveportrait", "ditto", "musetalk")) -> str:

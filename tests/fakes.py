@@ -6,6 +6,7 @@ key -> {shape, dtype} under "state_dict" or "keys"); :func:`manifest_entries` re
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 import sys
@@ -31,14 +32,17 @@ def keyed_init_module():
 
 
 def find_manifest(name: str) -> str:
-    """A manifest by file name (searched in spec/manifests and fidelity/*/manifests)."""
+    """A manifest by file name, in spec/manifests or fidelity/<family>/manifests (looked up
+    by path, so symlinked folders work)."""
     require_shared()
     if os.path.isfile(name):
         return name
-    for root, _dirs, files in os.walk(SHARED):
-        if name in files and root.endswith("manifests"):
-            return os.path.join(root, name)
-    raise FileNotFoundError(f"no manifest named {name} under {SHARED}")
+    folders = [os.path.join(SHARED, "spec", "manifests")] + sorted(
+        glob.glob(os.path.join(SHARED, "fidelity", "*", "manifests")))
+    for folder in folders:
+        if os.path.isfile(os.path.join(folder, name)):
+            return os.path.join(folder, name)
+    raise FileNotFoundError(f"no manifest named {name} under {SHARED} (set TALKING_HEAD_SHARED)")
 
 
 def manifest_entries(name: str) -> dict:
@@ -57,13 +61,17 @@ def manifest_entries(name: str) -> dict:
 
 
 def keyed_state_dict(entries: Mapping[str, tuple], keep: Optional[Mapping[str, torch.Tensor]] = None,
-                     key_for_seed: Callable[[str], str] = lambda k: k) -> dict:
+                     key_for_seed: Callable[[str], str] = lambda k: k,
+                     base_seed: Optional[int] = None) -> dict:
     """Keyed tensors for every entry; ``keep`` supplies constant buffers verbatim.
 
     ``key_for_seed`` maps a file key to the key whose name seeds it (for layouts whose
-    file keys carry prefixes that the fidelity recipe does not).
+    file keys carry prefixes that the fidelity recipe does not). ``base_seed``: a golden
+    set's own seed (``tests.goldens.GoldenSet.keyed`` passes it); None = the recipe's
+    default, for fake models that only need plausible weights.
     """
     ki = keyed_init_module()
+    seed = ki.BASE_SEED if base_seed is None else int(base_seed)
     keep = dict(keep or {})
     out = {}
     for key, (shape, dtype) in entries.items():
@@ -74,7 +82,7 @@ def keyed_state_dict(entries: Mapping[str, tuple], keep: Optional[Mapping[str, t
         elif dtype == torch.bool:
             out[key] = torch.ones(shape, dtype=dtype)
         else:
-            out[key] = ki.keyed_tensor(key_for_seed(key), shape, dtype)
+            out[key] = ki.keyed_tensor(key_for_seed(key), shape, dtype, seed)
     return out
 
 
@@ -92,7 +100,7 @@ def save(obj, path: str) -> str:
 
 def write_fake(manifest: str, path: str, wrap: Optional[str] = None, prefix: str = "",
                keep: Optional[Mapping[str, torch.Tensor]] = None,
-               entries: Optional[Mapping[str, tuple]] = None) -> str:
+               entries: Optional[Mapping[str, tuple]] = None, base_seed: Optional[int] = None) -> str:
     """Write keyed weights for ``manifest`` to ``path``.
 
     wrap: put the state dict under this key ({wrap: sd}), as Ditto's LMDM and stitch files do.
@@ -100,7 +108,7 @@ def write_fake(manifest: str, path: str, wrap: Optional[str] = None, prefix: str
     entries: override the manifest (e.g. a tiny config's own state dict shapes).
     """
     entries = dict(entries) if entries is not None else manifest_entries(manifest)
-    sd = keyed_state_dict(entries, keep=keep)
+    sd = keyed_state_dict(entries, keep=keep, base_seed=base_seed)
     sd = {prefix + k: v for k, v in sd.items()}
     return save({wrap: sd} if wrap else sd, path)
 

@@ -9,15 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from tests.paths import FIDELITY, needs_shared
+from tests.goldens import assert_uint8_within, golden, uint8_allowance
+from tests.paths import needs_shared
 
 pytestmark = needs_shared
 
 
 def _load(family, name):
-    from safetensors.numpy import load_file
-
-    return load_file(os.path.join(FIDELITY, family, name + ".safetensors"))
+    return golden(family).tensors(name, "numpy")
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +30,11 @@ def lp():
 @pytest.fixture(scope="module")
 def ditto():
     return _load("ditto", "putback")
+
+
+def _allow(family, case, key=None):
+    gs = golden(family)
+    return uint8_allowance(gs, gs.case(case), key)
 
 
 def _levels(ours, golden):
@@ -59,25 +63,29 @@ def test_lp_mask_template_is_the_official_png(lp):
     np.testing.assert_array_equal(lp_mask_template(512), lp["mask_template_u8"])
 
 
-def test_lp_case7_reference_is_bit_exact(lp):
+def test_lp_case7_reference_within_stated_tolerance(lp):
     from talking_head.pipelines.composite import lp_paste_back, lp_prepare_paste_back
 
+    case = "case7_crop_and_pasteback"
     image, m = lp["in.image_rgb_u8"], lp["crop106.M_c2o"]
     mask_ori = lp_prepare_paste_back(m, image.shape[:2])
-    np.testing.assert_array_equal(mask_ori, lp["mask_ori"])
+    assert_uint8_within(np.round(mask_ori * 255), np.round(lp["mask_ori"] * 255),
+                        _allow("liveportrait", case, "mask_ori"), "mask_ori")
     pasted = lp_paste_back(lp["paste_in_crop_u8"], m, image, mask_ori)
-    np.testing.assert_array_equal(pasted, lp["pasted_u8"])
+    assert_uint8_within(pasted, lp["pasted_u8"], _allow("liveportrait", case, "pasted_u8"), "pasted_u8")
 
 
-def test_lp_case8_render_and_paste_are_bit_exact(lp):
+def test_lp_case8_render_and_paste_within_stated_tolerance(lp):
     from talking_head.pipelines.composite import (lp_paste_back, lp_prepare_paste_back,
                                                   lp_render_to_u8)
 
+    case = "case8_end_to_end_frame"
     image, m = lp["in.image_rgb_u8"], lp["crop106.M_c2o"]
     i_p = lp_render_to_u8(lp["e2e.G.image"][0].transpose(1, 2, 0))
-    np.testing.assert_array_equal(i_p, lp["e2e.I_p_u8"])
+    assert_uint8_within(i_p, lp["e2e.I_p_u8"], _allow("liveportrait", case, "I_p_u8"), "I_p_u8")
     pasted = lp_paste_back(i_p, m, image, lp_prepare_paste_back(m, image.shape[:2]))
-    np.testing.assert_array_equal(pasted, lp["e2e.pasted_u8"])
+    assert_uint8_within(pasted, lp["e2e.pasted_u8"], _allow("liveportrait", case, "pasted_u8"),
+                        "pasted_u8")
 
 
 @pytest.mark.parametrize("crop_key,golden_key", [("paste_in_crop_u8", "pasted_u8"),
@@ -111,14 +119,17 @@ def test_ditto_mask_template_is_bit_exact(ditto):
 
 
 @pytest.mark.parametrize("case", ["a_upscale_partly_outside", "b_downscale_inside"])
-def test_ditto_putback_reference_is_bit_exact(ditto, case):
+def test_ditto_putback_reference_within_stated_tolerance(ditto, case):
+    """Bit-exact with the OpenCV build the set was made with; another build's warp is
+    held to the set's stated allowance for another sampler (masks: that many levels/255)."""
     from talking_head.pipelines.composite import ditto_put_back, ditto_warped_mask
 
+    allowance = _allow("ditto", "putback")
     frame, m = ditto["frame_rgb"], ditto["M_c2o." + case]
-    np.testing.assert_array_equal(ditto_warped_mask(m, frame.shape[:2]),
-                                  ditto["mask_warped." + case])
+    mask = ditto_warped_mask(m, frame.shape[:2])
+    assert np.abs(mask - ditto["mask_warped." + case]).max() <= allowance[0] / 255.0
     out = ditto_put_back(frame, ditto["render_image"], m)
-    np.testing.assert_array_equal(out, ditto["out." + case])
+    assert_uint8_within(out, ditto["out." + case], allowance, "putback out")
 
 
 @pytest.mark.parametrize("case", ["a_upscale_partly_outside", "b_downscale_inside"])

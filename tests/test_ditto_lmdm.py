@@ -14,6 +14,7 @@ from talking_head.pipelines.ditto import (ConditionHandler, ConditionSource, DDI
 from talking_head.pipelines.ditto.audio2motion import (OnlineAudio2Motion, WindowFuser,
                                                        audio2motion_offline, clip_motion)
 from talking_head.pipelines.ditto.sampler import cosine_schedule, step_coefficients
+from tests.goldens import golden
 from tests.paths import FIDELITY, needs_shared
 
 DITTO = os.path.join(FIDELITY, "ditto")
@@ -35,7 +36,8 @@ def lmdm(tmp_path_factory):
     entries = manifest_entries("ditto_manifest_lmdm_v0.4_hubert.json")
     keep = {k: freqs for k in entries if k.endswith("rotary.freqs")}
     path = tmp_path_factory.mktemp("ditto") / "lmdm_v0.4_hubert.pth"
-    write_fake("ditto_manifest_lmdm_v0.4_hubert.json", str(path), wrap="model_state_dict", keep=keep)
+    write_fake("ditto_manifest_lmdm_v0.4_hubert.json", str(path), wrap="model_state_dict", keep=keep,
+               base_seed=golden("ditto").base_seed)
     model = load_ditto({"lmdm": path}, "cpu")["lmdm"]
     os.remove(path)
     return model

@@ -20,7 +20,7 @@ from talking_head.pipelines.ditto.sampler import DDIMSampler, NoiseSource
 from talking_head.pipelines.liveportrait.keypoints import bins_to_degrees
 from talking_head.pipelines.liveportrait.stitching import STITCH, StitchingMLP
 from talking_head.pipelines.types import AudioFeatures, ModelBundle, MotionInfo
-from tests.paths import FIXTURES
+from tests.paths import FIXTURES, needs_shared
 from tests.test_ditto_audio import export_standin
 
 
@@ -196,8 +196,7 @@ def _read_wav(path):
         return data.reshape(-1, w.getnchannels()).T.astype(np.float32) / 32768, w.getframerate()
 
 
-@pytest.mark.skipif(not os.path.isfile(os.path.join(FIXTURES, "speech_16k.wav")),
-                    reason="../shared/fixtures/speech_16k.wav not found")
+@needs_shared
 def test_tiny_end_to_end_on_ten_seconds_of_speech(tmp_path):
     audio, sr = _read_wav(os.path.join(FIXTURES, "speech_16k.wav"))
     onnx_path = export_standin(tmp_path / "hubert.onnx")

@@ -13,6 +13,7 @@ from talking_head.pipelines.ditto.motion_layout import SLICES, info_to_row
 from talking_head.pipelines.ditto.motion_stitch import LIP_DIMS
 from talking_head.pipelines.liveportrait.keypoints import bins_to_degrees
 from talking_head.pipelines.types import MotionInfo
+from tests.goldens import golden as golden_set
 from tests.paths import FIDELITY, needs_shared
 
 DITTO = os.path.join(FIDELITY, "ditto")
@@ -38,7 +39,7 @@ def stitch_net(tmp_path_factory):
     from tests.fakes import write_fake
     path = tmp_path_factory.mktemp("ditto") / "stitch_network.pth"
     write_fake("ditto_manifest_stitch_network.json", str(path), wrap="retarget_shoulder",
-               prefix="module.")
+               prefix="module.", base_seed=golden_set("ditto").base_seed)
     return load_stitch(path)
 
 

@@ -2,9 +2,9 @@
 
 LivePortrait case 7 (crop106.*, crop203.*): M_c2o linear part 1e-5, translation 1e-3 px;
 img_crop_u8 <= 2 levels with <= 5e-3 / 2e-3 of values differing (cases.json).
-Ditto resize_crop_helpers: bit-exact (cases.json: "0 (bit-exact)").
+Ditto resize_crop_helpers: exact with the set's OpenCV build (cases.json), else its stated
+allowance for another sampler.
 """
-import json
 import os
 
 import cv2
@@ -18,6 +18,7 @@ from talking_head.pipelines.face import (as_uint8_frames, check_resize, crop_inp
                                          rect_from_landmarks, smooth_motion_info,
                                          transform_points, warp_crop)
 from talking_head.pipelines.face.schemes import INSIGHTFACE106, LP203
+from tests.goldens import assert_uint8_within, golden, uint8_allowance
 from tests.paths import FIDELITY, needs_shared
 
 LP = os.path.join(FIDELITY, "liveportrait")
@@ -25,9 +26,7 @@ DITTO = os.path.join(FIDELITY, "ditto")
 
 
 def _case(folder, name):
-    cases = json.load(open(os.path.join(folder, "cases.json")))["cases"]
-    cases = cases.values() if isinstance(cases, dict) else cases
-    return next(c for c in cases if c["name"] == name)
+    return golden(os.path.basename(folder)).case(name)
 
 
 def _uint8_diff(ours, golden):
@@ -83,20 +82,25 @@ def test_ditto_resize_crop_helpers(tmp_path):
     for h, w, max_dim, new_h, new_w, flag in g["check_resize_table"]:
         assert check_resize(int(h), int(w), int(max_dim)) == (new_h, new_w, bool(flag))
 
+    # stated: cv2 outputs exact with the set's OpenCV build (another build: the set's
+    # allowance for another sampler), matrices within 1e-6 relative
+    gs = golden("ditto")
+    allow = uint8_allowance(gs, gs.case("resize_crop_helpers"))
     png = str(tmp_path / "image.png")
     cv2.imwrite(png, cv2.cvtColor(g["image_301x451"], cv2.COLOR_RGB2BGR))
-    assert np.array_equal(load_image(png, 1920), g["load_image.max1920"])
-    assert np.array_equal(load_image(png, 200), g["load_image.max200"])
+    assert_uint8_within(load_image(png, 1920), g["load_image.max1920"], allow, "load_image 1920")
+    assert_uint8_within(load_image(png, 200), g["load_image.max200"], allow, "load_image 200")
 
     for dsize, scale, vy in ((512, 2.3, -0.125), (224, 1.5, -0.1)):
         rect = rect_from_landmarks(g["lmk203"], LP203, scale, 0.0, vy)
         o2c, c2o = crop_matrices(rect, dsize)
-        assert np.array_equal(o2c, g[f"crop{dsize}.M_o2c"])
-        assert np.array_equal(c2o, g[f"crop{dsize}.M_c2o"])
+        for ours, key in ((o2c, f"crop{dsize}.M_o2c"), (c2o, f"crop{dsize}.M_c2o")):
+            assert np.abs(ours - g[key]).max() <= 1e-6 * np.abs(g[key]).max(), key
         crop = warp_crop(g["crop_frame_rgb"], o2c, dsize)
-        assert np.array_equal(crop, g[f"crop{dsize}.img_crop"])
+        assert_uint8_within(crop, g[f"crop{dsize}.img_crop"], allow, f"crop{dsize}")
         if dsize == 512:
-            assert np.array_equal(crop_inputs_256(crop[None]).numpy(), g["rgb256_bchw"])
+            x = crop_inputs_256(crop[None]).numpy()
+            assert_uint8_within(np.rint(x * 255), np.rint(g["rgb256_bchw"] * 255), allow, "rgb256")
 
     keys = ("pitch", "yaw", "roll", "t", "exp", "scale", "kp")
     smoothed = smooth_motion_info({k: g[f"smooth.in.{k}"] for k in keys}, 13)

@@ -119,8 +119,9 @@ def test_missing_insightface_files_are_named(tmp_path):
 
 
 @pytest.mark.skipif(not os.path.isfile(os.path.join(REAL_MODELS, "det_10g.onnx")),
-                    reason=f"real InsightFace models absent ({REAL_MODELS}); the MediaPipe vs "
-                           "InsightFace parity check needs det_10g.onnx, 2d106det.onnx, landmark.onnx")
+                    reason="real InsightFace models absent: the MediaPipe vs InsightFace parity check "
+                           "needs det_10g.onnx, 2d106det.onnx, landmark.onnx in "
+                           "$TALKING_HEAD_SHARED/models/insightface")
 def test_parity_with_mediapipe_on_the_portrait():  # pragma: no cover - needs the real files
     import cv2
 

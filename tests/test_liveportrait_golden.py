@@ -17,6 +17,7 @@ from talking_head.pipelines.liveportrait import loader as L
 from talking_head.pipelines.liveportrait import render as R
 from talking_head.pipelines.liveportrait import stitching as S
 from talking_head.pipelines.types import MotionInfo
+from tests.goldens import golden
 from tests.paths import FIDELITY, needs_shared
 from tests.test_liveportrait_loading import write_layout
 
@@ -68,7 +69,8 @@ def report():
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("lp_official"))
-    write_layout("official", root, decoder_keep=_load("weights_keep.safetensors"))
+    write_layout("official", root, decoder_keep=_load("weights_keep.safetensors"),
+                 base_seed=golden("liveportrait").base_seed)
     files = L.find_renderer_files(root, "official")
     return L.load_renderer(files, "cpu", torch.float32)
 

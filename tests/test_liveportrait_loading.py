@@ -40,9 +40,9 @@ def stitching_entries() -> dict:
             for outer, sub in subs.items()}
 
 
-def stitching_state() -> dict:
+def stitching_state(base_seed=None) -> dict:
     """Keyed stitching tensors seeded by '<outer>.<key>' (the golden README's recipe)."""
-    return {outer: keyed_state_dict(ent, key_for_seed=lambda k, o=outer: f"{o}.{k}")
+    return {outer: keyed_state_dict(ent, key_for_seed=lambda k, o=outer: f"{o}.{k}", base_seed=base_seed)
             for outer, ent in stitching_entries().items()}
 
 
@@ -67,11 +67,12 @@ def _converged_sn(sd: dict) -> dict:
 
 
 def write_layout(layout: str, root: str, config: L.RendererConfig = None,
-                 decoder_keep: dict = None) -> str:
+                 decoder_keep: dict = None, base_seed=None) -> str:
     """Write keyed fake renderer checkpoints in ``layout`` under ``root``.
 
     config None: official sizes from the manifests (``decoder_keep`` = the spectral-norm
-    vectors to store); else that (tiny) config's own shapes.
+    vectors to store); else that (tiny) config's own shapes. ``base_seed``: a golden
+    set's seed (None = the keyed recipe's default).
     """
     files = {role: os.path.join(root, rel) for role, rel in L.LAYOUTS[layout].items()}
     names = DITTO_NAMES if layout == "ditto" else LP_NAMES
@@ -82,8 +83,8 @@ def write_layout(layout: str, root: str, config: L.RendererConfig = None,
         keep = decoder_keep if role == "decoder" else None
         if role == "decoder" and config is not None:
             keep = _converged_sn(keyed_state_dict(tiny["decoder"]))
-        write_fake(manifest, files[role], keep=keep, entries=tiny.get(role))
-    stitch = stitching_state()
+        write_fake(manifest, files[role], keep=keep, entries=tiny.get(role), base_seed=base_seed)
+    stitch = stitching_state(base_seed)
     if layout == "official":
         save({o: {f"module.{k}": v for k, v in sd.items()} for o, sd in stitch.items()},
              files["stitching"])

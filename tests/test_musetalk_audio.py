@@ -14,6 +14,7 @@ from talking_head.pipelines.musetalk.models import build_whisper
 from talking_head.pipelines.audio import resample
 from talking_head.pipelines.types import ModelBundle
 from tests.fakes import keyed_state_dict, manifest_entries
+from tests.goldens import golden
 from tests.paths import FIDELITY, needs_shared
 
 CASES = os.path.join(FIDELITY, "musetalk")
@@ -47,7 +48,7 @@ def test_case1_whisper_features_golden():
 
     # the HF checkpoint layout: "model." prefix and decoder keys that must be ignored
     entries = manifest_entries("musetalk_manifest_whisper_tiny.json")
-    sd = {"model." + k: v for k, v in keyed_state_dict(entries).items()}
+    sd = {"model." + k: v for k, v in keyed_state_dict(entries, base_seed=golden("musetalk").base_seed).items()}
     sd["model.decoder.layer_norm.weight"] = torch.ones(384)
     sd["proj_out.weight"] = torch.zeros(8, 384)
     bundle = ModelBundle("musetalk", {"whisper": build_whisper(sd)}, torch.device("cpu"), torch.float32)

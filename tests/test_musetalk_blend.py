@@ -10,6 +10,7 @@ from talking_head.pipelines.musetalk import blending as B
 from talking_head.pipelines.musetalk.bisenet import BiSeNet
 from talking_head.pipelines.musetalk.models import build_parsing
 from tests.fakes import keyed_state_dict, manifest_entries, write_fake
+from tests.goldens import golden
 from tests.paths import FIDELITY, needs_shared
 
 CASES = os.path.join(FIDELITY, "musetalk")
@@ -111,7 +112,8 @@ def test_case4_bisenet_golden(tmp_path):
     gin = torch.from_numpy(g4["input"])
     assert float((x[None] - gin).abs().max() / gin.std()) <= _tolerance("input")["suggested_max_rel"]
 
-    path = write_fake("musetalk_manifest_bisenet.json", str(tmp_path / "79999_iter.pth"))
+    path = write_fake("musetalk_manifest_bisenet.json", str(tmp_path / "79999_iter.pth"),
+                      base_seed=golden("musetalk").base_seed)
     net = build_parsing(path)
     with torch.inference_mode():
         low = net.logits_lowres(gin)

@@ -19,6 +19,7 @@ from talking_head.pipelines.musetalk import latents as L
 from talking_head.pipelines.musetalk.models import (TINY_CONFIGS, build_unet, build_vae,
                                                      vae_to_diffusers)
 from tests.fakes import entries_of, keyed_state_dict, manifest_entries, write_fake
+from tests.goldens import golden
 from tests.paths import FIDELITY, needs_shared
 
 CASES = os.path.join(FIDELITY, "musetalk")
@@ -58,7 +59,7 @@ def test_case2_unet_full_size():
     case = "case2_unet_single_step"
     ctx = L.unet_context(g["audio_features"])
     assert _rel(ctx, g["encoder_hidden_states"]) <= _tol(case, "encoder_hidden_states")
-    sd = keyed_state_dict(manifest_entries("musetalk_manifest_unet.json"))
+    sd = keyed_state_dict(manifest_entries("musetalk_manifest_unet.json"), base_seed=golden("musetalk").base_seed)
     unet = build_unet(sd)  # adopts sd's tensors: the only copy of the weights
     del sd
     try:
@@ -75,7 +76,8 @@ def test_case2_unet_full_size():
 def test_case3_vae_full_size_released_names():
     g = _gold("case3_vae.safetensors")
     case = "case3_vae_encode_decode"
-    vae = build_vae(_released_vae_names(keyed_state_dict(manifest_entries("musetalk_manifest_vae.json"))))
+    vae = build_vae(_released_vae_names(keyed_state_dict(manifest_entries("musetalk_manifest_vae.json"),
+                                                         base_seed=golden("musetalk").base_seed)))
     rgb = np.ascontiguousarray(g["face_bgr_u8"].numpy()[..., ::-1])
     xm, xr = L.vae_inputs(rgb[None])
     assert _rel(xm, g["x_masked"]) <= _tol(case, "x_masked")
