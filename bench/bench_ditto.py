@@ -27,7 +27,7 @@ from pack import import_pack
 def _import_pack():
     import_pack()
     import talking_head.pipelines.ditto as ditto
-    from talking_head.pipelines.types import AudioFeatures, ModelBundle
+    from talking_head.pipelines.core.types import AudioFeatures, ModelBundle
 
     return ditto, AudioFeatures, ModelBundle
 

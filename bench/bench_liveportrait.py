@@ -23,7 +23,7 @@ from pack import import_pack
 def _import_pack():
     import_pack()
     from talking_head.pipelines.liveportrait import loader, render
-    from talking_head.pipelines.types import ModelBundle
+    from talking_head.pipelines.core.types import ModelBundle
 
     return loader, render, ModelBundle
 

@@ -18,7 +18,7 @@ from pack import ROOT, import_pack
 def make_inputs(folder: str, seconds: float) -> str:
     import numpy as np
 
-    from talking_head.pipelines import media
+    from talking_head.pipelines.core import media
     from tests.paths import FIXTURES
 
     wav = media.read_audio(os.path.join(FIXTURES, "speech_16k.wav"))

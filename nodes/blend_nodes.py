@@ -7,8 +7,9 @@ import os
 import numpy as np
 import torch
 
-from ..pipelines import composite, render_video
-from ..pipelines.errors import ShapeError
+from ..pipelines import composite
+from ..pipelines.app import render_video
+from ..pipelines.core.errors import ShapeError
 from . import host
 from .convert import check_image
 from .registry import KEYPOINTS, SOURCE, register

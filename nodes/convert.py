@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..pipelines.errors import MediaError, ShapeError
+from ..pipelines.core.errors import MediaError, ShapeError
 
 
 def image_to_tensor(frames: np.ndarray) -> torch.Tensor:

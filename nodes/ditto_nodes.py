@@ -1,13 +1,14 @@
 """Ditto nodes: load, audio -> HuBERT features, audio features -> motion, motion controls."""
 from __future__ import annotations
 
-from ..pipelines import controls, models
+from ..pipelines.core import controls
+from ..pipelines.app import models
 from ..pipelines.ditto import EMOTIONS
-from ..pipelines.errors import TalkingHeadError
+from ..pipelines.core.errors import TalkingHeadError
 from . import host
 from .convert import audio_to_numpy
-from .registry import (AUDIO_FEATURES, DITTO_MODELS, DTYPE_WIDGET, LP_MODELS, MOTION, SOURCE,
-                       register)
+from .registry import (
+    AUDIO_FEATURES, DITTO_MODELS, DTYPE_WIDGET, LP_MODELS, MOTION, SOURCE, register)
 
 EMOTION_CHOICES = ("from cfg",) + tuple(f"{i} {name}" for i, name in enumerate(EMOTIONS))
 

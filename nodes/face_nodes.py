@@ -6,7 +6,7 @@ import types
 import numpy as np
 import torch
 
-from ..pipelines import source as source_ops
+from ..pipelines.app import sources as source_ops
 from . import host
 from .convert import check_image
 from .registry import LP_MODELS, SOURCE, register

@@ -19,7 +19,7 @@ from typing import Optional
 
 import torch
 
-from ..pipelines import runtime, weights
+from ..pipelines.core import runtime, weights
 
 MODEL_FOLDERS = weights.FOLDERS
 MODEL_EXTENSIONS = {".pth", ".pt", ".bin", ".safetensors", ".onnx", ".pkl", ".json", ".task",

@@ -6,9 +6,9 @@ import os
 import numpy as np
 import torch
 
-from ..pipelines import audio as audio_ops
-from ..pipelines import media, timeline
-from ..pipelines.errors import MediaError
+from ..pipelines.core import audio as audio_ops
+from ..pipelines.core import media, timeline
+from ..pipelines.core.errors import MediaError
 from . import host
 from .convert import audio_to_numpy, check_image, image_to_tensor, numpy_to_audio
 from .registry import register

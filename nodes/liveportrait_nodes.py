@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 
-from ..pipelines import animate, models
-from ..pipelines import source as source_ops
-from ..pipelines.errors import TalkingHeadError
-from ..pipelines.types import WarpedFeatures
+from ..pipelines.app import animate, models
+from ..pipelines.app import sources as source_ops
+from ..pipelines.core.errors import TalkingHeadError
+from ..pipelines.core.types import WarpedFeatures
 from . import host
 from .convert import check_image
 from .face_nodes import get_detector

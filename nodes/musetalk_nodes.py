@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import torch
 
-from ..pipelines import audio as audio_ops
-from ..pipelines import models
+from ..pipelines.core import audio as audio_ops
+from ..pipelines.app import models
 from ..pipelines import musetalk as mt
 from . import host
 from .convert import audio_to_numpy, check_image
-from .registry import (AUDIO_FEATURES, AVATAR, DTYPE_WIDGET, MUSETALK_MODELS, SOURCE, register)
+from .registry import AUDIO_FEATURES, AVATAR, DTYPE_WIDGET, MUSETALK_MODELS, SOURCE, register
 
 PARSING_MODES = ("jaw", "raw", "neck")
 

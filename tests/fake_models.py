@@ -26,7 +26,7 @@ def _path(root: str, family: str, local: str) -> str:
 def write_aux(root: str) -> None:
     """MediaPipe's landmarker and detector (real files, from ../shared)."""
     require_shared()
-    from talking_head.pipelines import weights
+    from talking_head.pipelines.core import weights
 
     for w in weights.entries("aux", "mediapipe"):
         shutil.copy(os.path.join(SHARED, "models", "mediapipe", os.path.basename(w.local)),
@@ -120,7 +120,7 @@ def write_all(root: str, families=("aux", "liveportrait", "ditto", "musetalk")) 
 
 def use(monkeypatch, root: str) -> None:
     """Point the pack (this process and subprocesses) at ``root`` with tiny configs."""
-    from talking_head.pipelines import models
+    from talking_head.pipelines.app import models
 
     monkeypatch.setenv("TALKING_HEAD_MODELS", root)
     monkeypatch.setenv("TALKING_HEAD_TINY_MODELS", "1")

@@ -12,7 +12,7 @@ import json
 import talking_head
 from talking_head.nodes import host
 from talking_head.nodes.convert import numpy_to_audio
-from talking_head.pipelines import media
+from talking_head.pipelines.core import media
 
 
 class LoadAudio:

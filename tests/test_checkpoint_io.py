@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from talking_head.pipelines import checkpoint_io as cio
-from talking_head.pipelines.errors import CheckpointError, MissingWeightsError, UnsafePickleError
+from talking_head.pipelines.core import checkpoint_io as cio
+from talking_head.pipelines.core.errors import (
+    CheckpointError, MissingWeightsError, UnsafePickleError)
 
 
 class _Boom:

@@ -76,8 +76,8 @@ def test_lp_case7_reference_within_stated_tolerance(lp):
 
 
 def test_lp_case8_render_and_paste_within_stated_tolerance(lp):
-    from talking_head.pipelines.composite import (lp_paste_back, lp_prepare_paste_back,
-                                                  lp_render_to_u8)
+    from talking_head.pipelines.composite import (
+        lp_paste_back, lp_prepare_paste_back, lp_render_to_u8)
 
     case = "case8_end_to_end_frame"
     image, m = lp["in.image_rgb_u8"], lp["crop106.M_c2o"]

@@ -13,7 +13,7 @@ import torch
 
 from talking_head.pipelines import composite as C
 from talking_head.pipelines.composite import regions as R
-from talking_head.pipelines.errors import ShapeError, TalkingHeadError
+from talking_head.pipelines.core.errors import ShapeError, TalkingHeadError
 
 H, W = 360, 480
 SCALE, ANGLE = 0.6, math.radians(8.0)

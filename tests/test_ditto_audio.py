@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from talking_head.pipelines import audio
+from talking_head.pipelines.core import audio
 from talking_head.pipelines.ditto import hubert
-from talking_head.pipelines.errors import MediaError
+from talking_head.pipelines.core.errors import MediaError
 from tests.paths import FIDELITY, needs_shared
 
 GOLDEN = os.path.join(FIDELITY, "ditto", "wav2feat_chunking.safetensors")

@@ -6,9 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from talking_head.pipelines.ditto import (ConditionHandler, ConditionSource, emotion_schedule,
-                                          eye_attributes, mirror_index, parse_emotion,
-                                          render_source_indices)
+from talking_head.pipelines.ditto import (
+    ConditionHandler, ConditionSource, emotion_schedule, eye_attributes, mirror_index,
+    parse_emotion, render_source_indices)
 from tests.paths import FIDELITY, needs_shared
 
 DITTO = os.path.join(FIDELITY, "ditto")

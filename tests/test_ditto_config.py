@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from talking_head.pipelines.checkpoint_io import load_pickle_safe
-from talking_head.pipelines.ditto import TINY, ConditionSource, DittoConfig, MotionDecoder, load_ditto
-from talking_head.pipelines.errors import CheckpointError, MissingWeightsError, UnsafePickleError
+from talking_head.pipelines.core.checkpoint_io import load_pickle_safe
+from talking_head.pipelines.ditto import (
+    TINY, ConditionSource, DittoConfig, MotionDecoder, load_ditto)
+from talking_head.pipelines.core.errors import (
+    CheckpointError, MissingWeightsError, UnsafePickleError)
 
 
 def synthetic_cfg(online=True):

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from talking_head.pipelines.ditto import (ConditionHandler, ConditionSource, DDIMSampler,
-                                          NoiseSource, load_ditto)
-from talking_head.pipelines.ditto.audio2motion import (OnlineAudio2Motion, WindowFuser,
-                                                       audio2motion_offline, clip_motion)
+from talking_head.pipelines.ditto import (
+    ConditionHandler, ConditionSource, DDIMSampler, NoiseSource, load_ditto)
+from talking_head.pipelines.ditto.audio2motion import (
+    OnlineAudio2Motion, WindowFuser, audio2motion_offline, clip_motion)
 from talking_head.pipelines.ditto.sampler import cosine_schedule, step_coefficients
 from tests.goldens import golden
 from tests.paths import FIDELITY, needs_shared

@@ -8,18 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from talking_head.pipelines.ditto import (TINY, ConditionSource, DittoConfig, MotionDecoder,
-                                          eye_attributes,
-                                          MotionDriver, MotionStream, hubert_features,
-                                          generate_motion, motion_keypoints, stitch_motion,
-                                          stream_motion)
-from talking_head.pipelines.ditto.audio2motion import (WindowFuser, audio2motion_offline,
-                                                       clip_motion)
+from talking_head.pipelines.ditto import (
+    TINY, ConditionSource, DittoConfig, MotionDecoder, eye_attributes, MotionDriver, MotionStream,
+    hubert_features, generate_motion, motion_keypoints, stitch_motion, stream_motion)
+from talking_head.pipelines.ditto.audio2motion import WindowFuser, audio2motion_offline, clip_motion
 from talking_head.pipelines.ditto.conditions import ConditionHandler
 from talking_head.pipelines.ditto.sampler import DDIMSampler, NoiseSource
 from talking_head.pipelines.liveportrait.keypoints import bins_to_degrees
 from talking_head.pipelines.liveportrait.stitching import STITCH, StitchingMLP
-from talking_head.pipelines.types import AudioFeatures, ModelBundle, MotionInfo
+from talking_head.pipelines.core.types import AudioFeatures, ModelBundle, MotionInfo
 from tests.paths import FIXTURES, needs_shared
 from tests.test_ditto_audio import export_standin
 
@@ -95,7 +92,7 @@ def test_registered_source_and_reference_identity():
     """A SOURCE value conditions the LMDM through its first template frames; a cfg with a
     reference identity (ch_info) conditions on that instead, as the release does."""
     from talking_head.pipelines.ditto import condition_source
-    from talking_head.pipelines.types import Source
+    from talking_head.pipelines.core.types import Source
     info, eo, eb = _portrait()
     n = 3
     motion = MotionInfo(**{k: v.repeat(n, *([1] * (v.ndim - 1))) for k, v in info.as_dict().items()})
@@ -160,7 +157,7 @@ def test_online_first_frame_needs_no_more_audio_than_the_reference(tmp_path):
 
 
 def test_stream_accepts_any_rate_in_any_pieces():
-    from talking_head.pipelines.audio import resample
+    from talking_head.pipelines.core.audio import resample
     enc = lambda chunk: np.tile(chunk[:20, None], (1, 1024)).astype(np.float32) * 10  # noqa
     x = torch.randn(48000 * 2, generator=torch.Generator().manual_seed(2)) * 0.1
     kw = dict(steps=2, seed=0, silence=np.zeros((70, 1024), np.float32))

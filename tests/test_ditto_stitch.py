@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from talking_head.pipelines.ditto import (DittoConfig, MotionDriver, blink_schedule,
-                                          fade_controls, motion_keypoints, stitch_motion)
+from talking_head.pipelines.ditto import (
+    DittoConfig, MotionDriver, blink_schedule, fade_controls, motion_keypoints, stitch_motion)
 from talking_head.pipelines.ditto.motion_layout import SLICES, info_to_row
 from talking_head.pipelines.ditto.motion_stitch import LIP_DIMS
 from talking_head.pipelines.liveportrait.keypoints import bins_to_degrees
-from talking_head.pipelines.types import MotionInfo
+from talking_head.pipelines.core.types import MotionInfo
 from tests.goldens import golden as golden_set
 from tests.paths import FIDELITY, needs_shared
 

@@ -14,7 +14,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from talking_head.pipelines import media
+from talking_head.pipelines.core import media
 from tests import fake_models
 from tests.paths import FIXTURES, ROOT, needs_shared
 
@@ -54,7 +54,7 @@ def speech_1s(tmp_path_factory):
 @pytest.fixture(scope="module")
 def face(models_root, portrait):
     """Where the face of the canvas is: (crop_to_frame 3x3, MediaPipe 478 landmarks)."""
-    from talking_head.pipelines import source as source_ops
+    from talking_head.pipelines.app import sources as source_ops
 
     detector = source_ops.make_detector("mediapipe", {"aux": [os.path.join(models_root, "talking_head_aux")]})
     src = source_ops.register_source(portrait[1][None], 25.0, detector)

@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from talking_head.pipelines.errors import MediaError
-from talking_head.pipelines.face import (as_uint8_frames, check_resize, crop_inputs_256,
-                                         crop_matrices, load_image, mirror_index,
-                                         rect_from_landmarks, smooth_motion_info,
-                                         transform_points, warp_crop)
+from talking_head.pipelines.core.errors import MediaError
+from talking_head.pipelines.face import (
+    as_uint8_frames, check_resize, crop_inputs_256, crop_matrices, load_image, mirror_index,
+    rect_from_landmarks, smooth_motion_info, transform_points, warp_crop)
 from talking_head.pipelines.face.schemes import INSIGHTFACE106, LP203
 from tests.goldens import assert_uint8_within, golden, uint8_allowance
 from tests.paths import FIDELITY, needs_shared

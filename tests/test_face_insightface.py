@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from talking_head.pipelines.errors import MissingWeightsError
-from talking_head.pipelines.face import (InsightFaceDetector, crop_matrices,
-                                         insightface_model_paths, rect_from_landmarks,
-                                         register_faces, transform_points)
-from talking_head.pipelines.face.insightface_backend import (decode_scrfd, landmark106_affine,
-                                                             nms, scrfd_input)
+from talking_head.pipelines.core.errors import MissingWeightsError
+from talking_head.pipelines.face import (
+    InsightFaceDetector, crop_matrices, insightface_model_paths, rect_from_landmarks,
+    register_faces, transform_points)
+from talking_head.pipelines.face.insightface_backend import (
+    decode_scrfd, landmark106_affine, nms, scrfd_input)
 from talking_head.pipelines.face.schemes import INSIGHTFACE106
 from tests.paths import FIDELITY, SHARED, needs_shared
 

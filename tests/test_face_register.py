@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from talking_head.pipelines.errors import MediaError, NoFaceError
-from talking_head.pipelines.face import (MediaPipeFaceDetector, crop_inputs_256,
-                                         draw_preview, rect_from_eyes, register_faces,
-                                         transform_points)
+from talking_head.pipelines.core.errors import MediaError, NoFaceError
+from talking_head.pipelines.face import (
+    MediaPipeFaceDetector, crop_inputs_256, draw_preview, rect_from_eyes, register_faces,
+    transform_points)
 from talking_head.pipelines.face.schemes import MP478_IRIS
 from tests.paths import FIXTURES, SHARED, needs_shared
 

@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from talking_head.pipelines.errors import MediaError, MissingWeightsError, NoFaceError
-from talking_head.pipelines.face import (FaceObservation, centered_moving_average,
-                                         mediapipe_model_paths, rect_from_landmarks,
-                                         register_faces)
+from talking_head.pipelines.core.errors import MediaError, MissingWeightsError, NoFaceError
+from talking_head.pipelines.face import (
+    FaceObservation, centered_moving_average, mediapipe_model_paths, rect_from_landmarks,
+    register_faces)
 from talking_head.pipelines.face.schemes import IBUG68
 
 # a 68-point face: eyes at y=100 (x 80/120 corners 70..90, 110..130), mouth corners at y=150

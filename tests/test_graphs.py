@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from talking_head.pipelines import media
+from talking_head.pipelines.core import media
 from tests import fake_models
 from tests.graph_runner import GraphRunner, load
 from tests.paths import FIXTURES, needs_shared

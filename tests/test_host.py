@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from talking_head.nodes import host
-from talking_head.pipelines import runtime, weights
+from talking_head.pipelines.core import runtime, weights
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import torch
 
 from talking_head.nodes import io_nodes
 from talking_head.nodes.convert import numpy_to_audio
-from talking_head.pipelines import media
+from talking_head.pipelines.core import media
 from tests.paths import FIXTURES, needs_shared
 
 
@@ -86,7 +86,7 @@ def test_successive_writes_do_not_overwrite(folders):
 
 
 def test_bad_inputs_give_clear_errors(folders):
-    from talking_head.pipelines.errors import MediaError, ShapeError
+    from talking_head.pipelines.core.errors import MediaError, ShapeError
 
     with pytest.raises(ShapeError, match="IMAGE batch"):
         _write(torch.rand(16, 16, 3), 5.0)

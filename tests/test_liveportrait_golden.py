@@ -16,7 +16,7 @@ from talking_head.pipelines.liveportrait import keypoints as K
 from talking_head.pipelines.liveportrait import loader as L
 from talking_head.pipelines.liveportrait import render as R
 from talking_head.pipelines.liveportrait import stitching as S
-from talking_head.pipelines.types import MotionInfo
+from talking_head.pipelines.core.types import MotionInfo
 from tests.goldens import golden
 from tests.paths import FIDELITY, needs_shared
 from tests.test_liveportrait_loading import write_layout

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from talking_head.pipelines.errors import ShapeError
+from talking_head.pipelines.core.errors import ShapeError
 from talking_head.pipelines.liveportrait import keypoints as K
 from talking_head.pipelines.liveportrait import stitching as S
 from talking_head.pipelines.liveportrait.hull import convex_hull_volume
-from talking_head.pipelines.types import MotionInfo
+from talking_head.pipelines.core.types import MotionInfo
 
 
 def _gen(seed):

@@ -9,11 +9,12 @@ import os
 import pytest
 import torch
 
-from talking_head.pipelines.errors import CheckpointError, MissingWeightsError
+from talking_head.pipelines.core.errors import CheckpointError, MissingWeightsError
 from talking_head.pipelines.liveportrait import loader as L
 from talking_head.pipelines.liveportrait import render as R
 from talking_head.pipelines.liveportrait.decoder import fold_spectral_norm, official_key_shapes
-from talking_head.pipelines.liveportrait.keypoints import DriveOptions, drive_keypoints, motion_from_info
+from talking_head.pipelines.liveportrait.keypoints import (
+    DriveOptions, drive_keypoints, motion_from_info)
 from talking_head.pipelines.liveportrait.stitching import ENTRIES
 from tests.fakes import find_manifest, keyed_state_dict, manifest_entries, save, write_fake
 from tests.paths import needs_shared
@@ -223,7 +224,7 @@ def official_tiny(tmp_path):
 
 
 def _edit(path, fn):
-    from talking_head.pipelines.checkpoint_io import read_state_dict
+    from talking_head.pipelines.core.checkpoint_io import read_state_dict
 
     sd = read_state_dict(path)
     fn(sd)

@@ -4,11 +4,12 @@ of the documented shapes and dtypes. Needs no shared files."""
 import pytest
 import torch
 
-from talking_head.pipelines.errors import ShapeError
+from talking_head.pipelines.core.errors import ShapeError
 from talking_head.pipelines.liveportrait import loader as L
 from talking_head.pipelines.liveportrait import render as R
-from talking_head.pipelines.liveportrait.keypoints import DriveOptions, drive_keypoints, motion_from_info
-from talking_head.pipelines.types import ModelBundle
+from talking_head.pipelines.liveportrait.keypoints import (
+    DriveOptions, drive_keypoints, motion_from_info)
+from talking_head.pipelines.core.types import ModelBundle
 from tests.fakes import seeded_init_
 
 T = 8

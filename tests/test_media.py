@@ -6,8 +6,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from talking_head.pipelines import media
-from talking_head.pipelines.errors import MediaError
+from talking_head.pipelines.core import media
+from talking_head.pipelines.core.errors import MediaError
 from tests.paths import FIXTURES, needs_shared
 
 

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from talking_head.pipelines import animate, controls, source
-from talking_head.pipelines.errors import TalkingHeadError
-from talking_head.pipelines.types import Motion
+from talking_head.pipelines.app import animate, sources as source
+from talking_head.pipelines.core import controls
+from talking_head.pipelines.core.errors import TalkingHeadError
+from talking_head.pipelines.core.types import Motion
 
 
 def _motion(n=10, kind="driving"):

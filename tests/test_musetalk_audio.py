@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from talking_head.pipelines.errors import MediaError
+from talking_head.pipelines.core.errors import MediaError
 from talking_head.pipelines.musetalk import audio as A
 from talking_head.pipelines.musetalk.models import build_whisper
-from talking_head.pipelines.audio import resample
-from talking_head.pipelines.types import ModelBundle
+from talking_head.pipelines.core.audio import resample
+from talking_head.pipelines.core.types import ModelBundle
 from tests.fakes import keyed_state_dict, manifest_entries
 from tests.goldens import golden
 from tests.paths import FIDELITY, needs_shared

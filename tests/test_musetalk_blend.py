@@ -142,7 +142,7 @@ def test_bisenet_keys_match_the_released_checkpoint():
     # a wrong file fails with a readable message naming the keys
     sd = keyed_state_dict(entries)
     sd.pop("ffm.conv1.weight")
-    from talking_head.pipelines.errors import CheckpointError
+    from talking_head.pipelines.core.errors import CheckpointError
 
     with pytest.raises(CheckpointError, match="ffm.conv1.weight"):
         build_parsing(sd)

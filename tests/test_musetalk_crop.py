@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from talking_head.pipelines.errors import ShapeError
+from talking_head.pipelines.core.errors import ShapeError
 from talking_head.pipelines.musetalk import crop as C
 from tests.paths import FIDELITY, needs_shared
 

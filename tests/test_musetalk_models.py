@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from talking_head.pipelines.errors import CheckpointError
+from talking_head.pipelines.core.errors import CheckpointError
 from talking_head.pipelines.musetalk import latents as L
-from talking_head.pipelines.musetalk.models import (TINY_CONFIGS, build_unet, build_vae,
-                                                     vae_to_diffusers)
+from talking_head.pipelines.musetalk.models import (
+    TINY_CONFIGS, build_unet, build_vae, vae_to_diffusers)
 from tests.fakes import entries_of, keyed_state_dict, manifest_entries, write_fake
 from tests.goldens import golden
 from tests.paths import FIDELITY, needs_shared

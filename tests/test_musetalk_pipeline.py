@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from talking_head.pipelines.errors import NoFaceError
-from talking_head.pipelines.musetalk import (TINY_CONFIGS, blend, face_boxes, frame_schedule,
-                                             generate, load_musetalk, placed_frames,
-                                             positional_encoding, prepare_avatar,
-                                             whisper_features, with_blend_settings)
+from talking_head.pipelines.core.errors import NoFaceError
+from talking_head.pipelines.musetalk import (
+    TINY_CONFIGS, blend, face_boxes, frame_schedule, generate, load_musetalk, placed_frames,
+    positional_encoding, prepare_avatar, whisper_features, with_blend_settings)
 from talking_head.pipelines.musetalk import blending as B
 from tests.fakes import entries_of, write_fake
 

@@ -3,8 +3,8 @@ import os
 
 import pytest
 
-from talking_head.pipelines import weights
-from talking_head.pipelines.errors import MissingWeightsError
+from talking_head.pipelines.core import weights
+from talking_head.pipelines.core.errors import MissingWeightsError
 
 
 def test_registry_covers_every_family():

@@ -30,12 +30,13 @@ channel of the render to the original's mean and std inside the mask.
 Defaults (replace + crop, no feather, no colour matching) reproduce the original
 paste-back. ``reference`` holds the bit-exact cv2 paths used by the golden tests.
 """
-from .blend import (AUTO_FEATHER_CROP_PX, MODE_HELP, MODES, REGION_HELP, REGIONS,
-                    build_masks, composite, frame_index, resolve_alpha)
+from .blend import (
+    AUTO_FEATHER_CROP_PX, MODE_HELP, MODES, REGION_HELP, REGIONS, build_masks, composite,
+    frame_index, resolve_alpha)
 from .color import COLOR_MATCH, match_color
-from .reference import (CROP_TEMPLATES, ditto_mask_template, ditto_put_back,
-                        ditto_warped_mask, lp_mask_template, lp_paste_back,
-                        lp_prepare_paste_back, lp_render_to_u8, warp_to_frame)
+from .reference import (
+    CROP_TEMPLATES, ditto_mask_template, ditto_put_back, ditto_warped_mask, lp_mask_template,
+    lp_paste_back, lp_prepare_paste_back, lp_render_to_u8, warp_to_frame)
 from .regions import LAYOUTS, LandmarkLayout, resolve_layout
 
 __all__ = [

@@ -6,11 +6,11 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from ..errors import ShapeError, TalkingHeadError
+from ..core.errors import ShapeError, TalkingHeadError
 from .color import COLOR_MATCH, match_color
 from .reference import CROP_TEMPLATES
-from .regions import (feather_ramp, landmark_planes, plane_distance, resolve_layout,
-                      square_planes, stack_planes)
+from .regions import (
+    feather_ramp, landmark_planes, plane_distance, resolve_layout, square_planes, stack_planes)
 from .warp import Roi, crop_roi, warp_crops
 
 MODES = {"replace": 1.0, "strong": 0.9, "blend": 0.5, "weak": 0.25, "custom": None}

@@ -10,11 +10,10 @@ Typical use (nodes call exactly this)::
 
 Streaming: :class:`MotionStream` / :func:`stream_motion` + :class:`MotionDriver`.
 """
-from ..audio import prepare_audio, resample
-from .conditions import (EMOTIONS, ConditionHandler, ConditionSource, emotion_schedule,
-                         parse_emotion)
+from ..core.audio import prepare_audio, resample
+from .conditions import EMOTIONS, ConditionHandler, ConditionSource, emotion_schedule, parse_emotion
 from .config import DittoConfig
-from ..animate import motion_keypoints
+from ..app.animate import motion_keypoints
 from .driving import DittoMotion, MotionDriver, stitch_motion
 from .eye import eye_attributes
 from .frames import mirror_index, render_source_indices

@@ -22,8 +22,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..checkpoint_io import load_pickle_safe
-from ..errors import CheckpointError
+from ..core.checkpoint_io import load_pickle_safe
+from ..core.errors import CheckpointError
 
 
 @dataclass

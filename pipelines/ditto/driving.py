@@ -20,12 +20,13 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..types import Motion, MotionInfo
+from ..core.types import Motion, MotionInfo
 from .config import DittoConfig
 from .frames import mirror_indices, template_frames
 from .motion_layout import motion_info_frame, row_to_info
-from .motion_stitch import (POSE_KEYS, MotionStitcher, StitchSettings, blink_schedule,
-                            check_controls, degrees, fade_controls, merge_controls)
+from .motion_stitch import (
+    POSE_KEYS, MotionStitcher, StitchSettings, blink_schedule, check_controls, degrees,
+    fade_controls, merge_controls)
 
 
 @dataclass

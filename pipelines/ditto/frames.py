@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..timeline import mirror_index, mirror_indices  # noqa: F401  (re-exported)
+from ..core.timeline import mirror_index, mirror_indices
 
 
 def template_frames(n_source: int, template_n_frames: int = -1) -> int:

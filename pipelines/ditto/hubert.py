@@ -20,9 +20,9 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from ..errors import MissingWeightsError
-from ..types import AudioFeatures
-from ..audio import prepare_audio
+from ..core.errors import MissingWeightsError
+from ..core.types import AudioFeatures
+from ..core.audio import prepare_audio
 
 SAMPLE_RATE = 16000
 FPS = 25

@@ -19,10 +19,10 @@ from typing import Optional
 
 import torch
 
-from ..checkpoint_io import load_state_dict_strict, read_state_dict, strip_prefix
-from ..errors import MissingWeightsError
+from ..core.checkpoint_io import load_state_dict_strict, read_state_dict, strip_prefix
+from ..core.errors import MissingWeightsError
 from ..liveportrait.stitching import STITCH, StitchingMLP
-from ..types import ModelBundle
+from ..core.types import ModelBundle
 from .config import DittoConfig
 from .hubert import HubertOnnx
 from .lmdm import OFFICIAL, LMDMConfig, MotionDecoder, lmdm_state_dict_from_file

@@ -17,9 +17,9 @@ from typing import Callable, Iterable, Iterator, Optional
 import numpy as np
 import torch
 
-from ..audio import StreamResampler, to_mono
-from ..errors import TalkingHeadError
-from ..types import AudioFeatures, ModelBundle, Motion, Source
+from ..core.audio import StreamResampler, to_mono
+from ..core.errors import TalkingHeadError
+from ..core.types import AudioFeatures, ModelBundle, Motion, Source
 from .audio2motion import OnlineAudio2Motion, WindowFuser, audio2motion_offline, clip_motion
 from .conditions import ConditionHandler, ConditionSource
 from .config import DittoConfig

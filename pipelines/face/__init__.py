@@ -8,8 +8,9 @@ Typical use (what the Face Register node does)::
 
 The backends import mediapipe / onnxruntime only when constructed.
 """
-from .crop import (CropRect, crop_inputs_256, crop_matrices, rect_from_box, rect_from_eyes,
-                   rect_from_landmarks, transform_points, warp_crop)
+from .crop import (
+    CropRect, crop_inputs_256, crop_matrices, rect_from_box, rect_from_eyes, rect_from_landmarks,
+    transform_points, warp_crop)
 from .detect import FaceDetector, FaceObservation, detect_in_frame
 from .frames import as_uint8_frames, check_resize, load_image, mirror_index, resize_to_limit
 from .mediapipe_backend import MediaPipeFaceDetector, mediapipe_model_paths

@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 import torch
 
-from ..errors import MediaError
-from ..timeline import mirror_index  # noqa: F401  (re-exported for the golden test)
+from ..core.errors import MediaError
+from ..core.timeline import mirror_index
 
 CONVERT_HINT = ("convert it to RGB first (ComfyUI IMAGE batches are float32 RGB in 0..1; "
                 "grayscale, RGBA and 16-bit images need converting upstream)")

@@ -19,7 +19,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from ..errors import MissingWeightsError, TalkingHeadError
+from ..core.errors import MissingWeightsError, TalkingHeadError
 from .crop import LMK203_DSIZE, LMK203_SCALE, LMK203_VY, crop_matrices, rect_from_landmarks
 from .crop import RENDER_DSIZE, RENDER_SCALE, RENDER_VY, transform_points, warp_crop
 from .detect import FaceObservation

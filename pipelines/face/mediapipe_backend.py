@@ -18,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import MissingWeightsError, TalkingHeadError
+from ..core.errors import MissingWeightsError, TalkingHeadError
 from .crop import warp_crop
 from .detect import FaceObservation, square_region
 from .schemes import MEDIAPIPE478, eye_centres

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..core.errors import ShapeError
 
 
 @dataclass(frozen=True)

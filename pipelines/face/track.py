@@ -22,10 +22,10 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ..errors import MediaError, NoFaceError
-from .crop import (RENDER_DSIZE, RENDER_SCALE, RENDER_VY, CropRect, crop_matrices,
-                   rect_from_box, rect_from_eyes, rect_from_landmarks, transform_points,
-                   warp_crop, whole_image_rect)
+from ..core.errors import MediaError, NoFaceError
+from .crop import (
+    RENDER_DSIZE, RENDER_SCALE, RENDER_VY, CropRect, crop_matrices, rect_from_box, rect_from_eyes,
+    rect_from_landmarks, transform_points, warp_crop, whole_image_rect)
 from .detect import FaceDetector, FaceObservation, detect_in_frame, square_region
 from .frames import FrameReader
 from .schemes import MEDIAPIPE478, SCHEMES, crop_points, musetalk_box, to_ibug68

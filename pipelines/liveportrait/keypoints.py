@@ -14,8 +14,8 @@ from typing import Optional
 
 import torch
 
-from ..errors import ShapeError
-from ..types import Keypoints, Motion, MotionInfo
+from ..core.errors import ShapeError
+from ..core.types import Keypoints, Motion, MotionInfo
 from .hull import convex_hull_volume
 from .stitching import retarget_eye, retarget_lip, stitch
 

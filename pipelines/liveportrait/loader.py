@@ -24,11 +24,13 @@ from typing import Mapping, Optional
 
 import torch
 
-from ..checkpoint_io import load_state_dict_strict, mismatch_report, read_state_dict, strip_prefix
-from ..errors import CheckpointError, MissingWeightsError
-from ..types import ModelBundle
+from ..core.checkpoint_io import (
+    load_state_dict_strict, mismatch_report, read_state_dict, strip_prefix)
+from ..core.errors import CheckpointError, MissingWeightsError
+from ..core.types import ModelBundle
 from .appearance import TINY_APPEARANCE, AppearanceConfig, AppearanceFeatureExtractor
-from .decoder import TINY_DECODER, DecoderConfig, SPADEDecoder, fold_spectral_norm, official_key_shapes
+from .decoder import (
+    TINY_DECODER, DecoderConfig, SPADEDecoder, fold_spectral_norm, official_key_shapes)
 from .motion import TINY_MOTION, MotionConfig, MotionExtractor
 from .stitching import ENTRIES, StitchingMLP
 from .warping import TINY_WARPING, WarpingConfig, WarpingNetwork

@@ -16,8 +16,8 @@ from typing import Callable, Optional
 
 import torch
 
-from ..errors import ShapeError
-from ..types import MotionInfo, ModelBundle
+from ..core.errors import ShapeError
+from ..core.types import MotionInfo, ModelBundle
 
 Progress = Optional[Callable[[int], None]]
 Interrupt = Optional[Callable[[], None]]

@@ -15,12 +15,13 @@ paste-back), avatar.py (cache + generate + blend), models.py (configs, loading);
 resampling to 16 kHz is the shared pipelines/audio.py.
 """
 from .audio import frame_count, positional_encoding, whisper_features
-from .avatar import (Avatar, avatar_from_source, blend, blend_masks, frame_schedule, generate, placed_frames,
-                     prepare_avatar, with_blend_settings)
+from .avatar import (
+    Avatar, avatar_from_source, blend, blend_masks, frame_schedule, generate, placed_frames,
+    prepare_avatar, with_blend_settings)
 from .crop import bbox_shift_range, crop_face, face_box, face_boxes
 from .latents import ExternalVAE
 from .models import TINY_CONFIGS, load_musetalk
-from ..audio import resample
+from ..core.audio import resample
 
 __all__ = [
     "Avatar", "ExternalVAE", "avatar_from_source", "TINY_CONFIGS", "bbox_shift_range", "blend", "blend_masks", "crop_face",

@@ -34,8 +34,8 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from ..errors import MediaError
-from ..types import AudioFeatures, ModelBundle
+from ..core.errors import MediaError
+from ..core.types import AudioFeatures, ModelBundle
 
 SAMPLE_RATE = 16000
 N_FFT = 400

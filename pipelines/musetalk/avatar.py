@@ -21,9 +21,9 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from ..errors import NoFaceError, ShapeError
-from ..timeline import mirror_indices
-from ..types import AudioFeatures, ModelBundle
+from ..core.errors import NoFaceError, ShapeError
+from ..core.timeline import mirror_indices
+from ..core.types import AudioFeatures, ModelBundle
 from . import blending as B
 from .crop import CROP_SIZE, crop_face, face_boxes
 from .latents import decode_latents, encode_latents, unet_step

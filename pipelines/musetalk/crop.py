@@ -27,7 +27,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from ..errors import ShapeError
+from ..core.errors import ShapeError
 
 CROP_SIZE = 256
 ANCHOR = 29  # lower nose-bridge point: the crop is vertically symmetric about it

@@ -22,9 +22,9 @@ from typing import Callable, Mapping, Optional, Union
 
 import torch
 
-from ..checkpoint_io import mismatch_report, read_state_dict, strip_prefix
-from ..errors import CheckpointError, MissingWeightsError
-from ..types import ModelBundle
+from ..core.checkpoint_io import mismatch_report, read_state_dict, strip_prefix
+from ..core.errors import CheckpointError, MissingWeightsError
+from ..core.types import ModelBundle
 from .bisenet import TINY_BISENET, BiSeNet, BiSeNetConfig
 
 SCALING_FACTOR = 0.18215  # diffusers' AutoencoderKL default; not in sd-vae-ft-mse's json

@@ -11,8 +11,9 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from . import composite, media
-from .types import Keypoints, ModelBundle, Source
+from .. import composite
+from ..core import media
+from ..core.types import Keypoints, ModelBundle, Source
 
 
 def blend_masks(source: Source, mode: str = "replace", region: str = "crop", alpha: Optional[float] = None,
@@ -29,7 +30,7 @@ def iter_frames(source: Source, keypoints: Keypoints, renderer: ModelBundle, mas
                 progress: Optional[Callable[[int, int], None]] = None,
                 check_interrupt: Optional[Callable[[], None]] = None):
     """Yield (B,H,W,3) float frames of the final video, chunk by chunk."""
-    from .liveportrait import render
+    from ..liveportrait import render
 
     t = len(keypoints)
     index = keypoints.source_index.long()

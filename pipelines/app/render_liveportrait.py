@@ -4,8 +4,9 @@
 """
 from __future__ import annotations
 
-from .. import animate, cli_common, models, render_video, runtime
-from .. import source as source_ops
+from . import animate, common as cli_common, models, render_video
+from ..core import runtime
+from . import sources as source_ops
 
 
 def add_arguments(p) -> None:
@@ -40,7 +41,7 @@ def run(args) -> int:
     n_out = len(motion)
     keypoints = animate.keypoints_for(source, motion, renderer, stitching=not args.no_stitching)
     if audio is not None:  # the driving video's sound, cut to the rendered length
-        from ..audio import fit_length
+        from ..core.audio import fit_length
 
         audio = fit_length(audio, int(round(n_out / drv_fps * rate)))
     render_video.write(args.out, source, keypoints, renderer, audio, rate, args.blend, args.region,

@@ -14,11 +14,11 @@ from typing import Callable, Optional
 
 import torch
 
-from .errors import ShapeError, TalkingHeadError
-from .liveportrait import keypoints as kpm
-from .liveportrait.stitching import retarget_eye, retarget_lip, stitch
-from .timeline import frame_order
-from .types import Keypoints, ModelBundle, Motion, MotionInfo, Source
+from ..core.errors import ShapeError, TalkingHeadError
+from ..liveportrait import keypoints as kpm
+from ..liveportrait.stitching import retarget_eye, retarget_lip, stitch
+from ..core.timeline import frame_order
+from ..core.types import Keypoints, ModelBundle, Motion, MotionInfo, Source
 
 LENGTH_MODES = ("hold last source frame", "cycle", "ping-pong", "cut")
 
@@ -67,9 +67,9 @@ def driving_motion(frames, fps: float, n_source: int, detector, renderer: ModelB
     driving frames' registration). Its frames are registered (a frame without a face
     reuses its neighbours', and a driver with none falls back to the whole frame), read by
     the motion extractor, and mapped onto the source frames by ``length``."""
-    from . import source as source_ops
-    from .face import crop_inputs_256
-    from .liveportrait import render
+    from . import sources as source_ops
+    from ..face import crop_inputs_256
+    from ..liveportrait import render
 
     n_out, index = frame_mapping(n_source, int(frames.shape[0]), length)
     steps = 2 * n_out

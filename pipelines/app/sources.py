@@ -10,9 +10,9 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from . import weights
-from .errors import TalkingHeadError
-from .types import ModelBundle, Source
+from ..core import weights
+from ..core.errors import TalkingHeadError
+from ..core.types import ModelBundle, Source
 
 DETECTORS = ("mediapipe", "insightface")
 _OPEN: list = []  # detectors to close before the interpreter exits (see close_detectors)
@@ -27,7 +27,7 @@ def close_detectors() -> None:
 
 def make_detector(kind: str = "mediapipe", roots: Optional[dict] = None, download: bool = False):
     """A face detector whose model files come from the aux models folder."""
-    from . import face
+    from .. import face
 
     if kind == "mediapipe":
         paths = weights.resolve("aux", "mediapipe", roots, download=download)
@@ -81,8 +81,8 @@ def register_source(frames, fps: float, detector, renderer: Optional[ModelBundle
                     check_interrupt: Optional[Callable[[], None]] = None) -> Source:
     """frames: (N,H,W,3) float 0..1 -> Source with crops, transforms, landmarks and, when a
     renderer bundle is given, the motion extractor's info and F's appearance features."""
-    from . import face
-    from .liveportrait import render
+    from .. import face
+    from ..liveportrait import render
 
     n = int(frames.shape[0])
     steps = n * (3 if renderer is not None else 1)

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import audio as audio_ops
-from .. import cli_common, media, models, runtime
-from .. import source as source_ops
+from ..core import audio as audio_ops
+from . import common as cli_common, models
+from ..core import media, runtime
+from . import sources as source_ops
 
 
 def add_arguments(p) -> None:
@@ -26,8 +27,8 @@ def _chunks(avatar, bundle, feats, batch: int, check_interrupt):
     """Generate and blend a few frames at a time, so memory does not grow with length.
     Each chunk gets the avatar frames its output frames use (the source's back-and-forth
     cycle continues across chunks)."""
-    from . import blend, generate
-    from .avatar import frame_schedule
+    from ..musetalk import blend, generate
+    from ..musetalk.avatar import frame_schedule
 
     schedule = frame_schedule(len(avatar), len(feats))
     step = max(8, batch)
@@ -50,7 +51,7 @@ def _subset(avatar, schedule):
 
 
 def run(args) -> int:
-    from . import avatar_from_source, whisper_features
+    from ..musetalk import avatar_from_source, whisper_features
 
     roots = cli_common.roots(args)
     device, dtype = cli_common.device_dtype(args)

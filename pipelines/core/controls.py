@@ -113,7 +113,7 @@ def apply(motion: Motion, overall: dict, keyframes: dict, interpolate: bool = Tr
             raise TalkingHeadError("fades and blinks need Ditto motion (they use its source and "
                                    "blink template); connect a Ditto Motion output")
         return apply_generic(motion, overall, per_frame)
-    from .ditto import stitch_motion
+    from ..ditto import stitch_motion
 
     kwargs = dict(ditto["kwargs"])
     kwargs["overall"] = {**kwargs.get("overall", {}), **overall}

@@ -10,8 +10,8 @@ from typing import Optional
 
 import torch
 
-from . import weights
-from .errors import MissingWeightsError
+from ..core import weights
+from ..core.errors import MissingWeightsError
 
 LP_LAYOUTS = ("auto", "official", "safetensors", "ditto")
 # registry group that holds each renderer layout, and the family folder it sits in
@@ -35,7 +35,7 @@ def _cached(key, build):
 
 def liveportrait_files(layout: str = "auto", roots: Optional[dict] = None, download: bool = False) -> dict:
     """{role: path} of the five renderer files in the first folder holding a complete layout."""
-    from .liveportrait.loader import find_renderer_files
+    from ..liveportrait.loader import find_renderer_files
 
     layouts = ("official", "safetensors", "ditto") if layout == "auto" else (layout,)
     errors = []
@@ -63,14 +63,14 @@ def liveportrait_files(layout: str = "auto", roots: Optional[dict] = None, downl
 
 def load_liveportrait(layout: str = "auto", roots: Optional[dict] = None, download: bool = False,
                       device: Optional[torch.device] = None, dtype: torch.dtype = torch.float32):
-    from .liveportrait.loader import load_renderer
-    from .runtime import pick_device
+    from ..liveportrait.loader import load_renderer
+    from ..core.runtime import pick_device
 
     device = device or pick_device("auto")
     files = liveportrait_files(layout, roots, download)
     key = ("liveportrait", tuple(sorted(files.items())), str(device), str(dtype), tiny_configs())
     if tiny_configs():
-        from .liveportrait.loader import TINY_RENDERER
+        from ..liveportrait.loader import TINY_RENDERER
 
         return _cached(key, lambda: load_renderer(files, device=device, dtype=dtype, config=TINY_RENDERER))
     return _cached(key, lambda: load_renderer(files, device=device, dtype=dtype))
@@ -85,9 +85,9 @@ def tiny_configs() -> bool:
 def load_ditto_bundle(roots: Optional[dict] = None, download: bool = False,
                       device: Optional[torch.device] = None, dtype: torch.dtype = torch.float32):
     """Ditto's LMDM, cfg and streaming HuBERT (the renderer loads separately)."""
-    from .ditto import load_ditto
-    from .ditto.lmdm import TINY
-    from .runtime import pick_device
+    from ..ditto import load_ditto
+    from ..ditto.lmdm import TINY
+    from ..core.runtime import pick_device
 
     device = device or pick_device("auto")
     files = weights.resolve("ditto", "pytorch", roots, download=download, progress=print)
@@ -100,8 +100,8 @@ def load_ditto_bundle(roots: Optional[dict] = None, download: bool = False,
 def load_musetalk_bundle(roots: Optional[dict] = None, download: bool = False,
                          device: Optional[torch.device] = None, dtype: torch.dtype = torch.float32):
     """MuseTalk v1.5's UNet (+ musetalk.json), VAE, whisper-tiny encoder and face parser."""
-    from .musetalk import TINY_CONFIGS, load_musetalk
-    from .runtime import pick_device
+    from ..musetalk import TINY_CONFIGS, load_musetalk
+    from ..core.runtime import pick_device
 
     device = device or pick_device("auto")
     files = weights.resolve("musetalk", "v15", roots, download=download, progress=print)

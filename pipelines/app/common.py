@@ -7,8 +7,9 @@ import os
 
 import numpy as np
 
-from . import composite, media, runtime, weights
-from .errors import MediaError
+from .. import composite
+from ..core import media, runtime, weights
+from ..core.errors import MediaError
 
 
 def add_source_args(p: argparse.ArgumentParser) -> None:

@@ -12,25 +12,24 @@ import argparse
 import importlib
 import sys
 
-from . import weights
-from .errors import TalkingHeadError
+from ..core import weights
+from ..core.errors import TalkingHeadError
 
-RENDERERS = {  # family -> module with add_arguments(parser) and run(args)
-    "ditto": "pipelines.ditto.command",
-    "musetalk": "pipelines.musetalk.command",
-    "liveportrait": "pipelines.liveportrait.command",
+RENDERERS = {  # family -> module of this package with add_arguments(parser) and run(args)
+    "ditto": "render_ditto",
+    "musetalk": "render_musetalk",
+    "liveportrait": "render_liveportrait",
 }
 
 
 def _renderer(family: str):
-    pkg = __package__ or "pipelines"
-    return importlib.import_module(RENDERERS[family].replace("pipelines", pkg, 1))
+    return importlib.import_module("." + RENDERERS[family], __package__)
 
 
 def cmd_doctor(_args) -> int:
     import torch
 
-    from . import media, runtime
+    from ..core import media, runtime
 
     ok = True
     print(f"python  {sys.version.split()[0]}  torch {torch.__version__}  threads {torch.get_num_threads()}")
@@ -106,7 +105,7 @@ def main(argv=None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     finally:
-        from .source import close_detectors
+        from .sources import close_detectors
 
         close_detectors()
 

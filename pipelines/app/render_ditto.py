@@ -4,11 +4,12 @@
 """
 from __future__ import annotations
 
-from .. import animate, cli_common, media, models, render_video, runtime
-from .. import source as source_ops
-from .conditions import EMOTIONS
-from .pipeline import source_motion
-from .hubert import SAMPLE_RATE, hubert_features
+from . import animate, common as cli_common, models, render_video
+from ..core import media, runtime
+from . import sources as source_ops
+from ..ditto.conditions import EMOTIONS
+from ..ditto.pipeline import source_motion
+from ..ditto.hubert import SAMPLE_RATE, hubert_features
 
 
 def add_arguments(p) -> None:
