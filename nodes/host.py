@@ -151,8 +151,8 @@ def torch_dtype(preference: str = "auto", device: Optional[torch.device] = None)
                 use_half = bool(mm.should_use_fp16(device))
             except TypeError:
                 use_half = bool(mm.should_use_fp16())
-            return runtime.pick_dtype("auto", device, half_ok=use_half)
-    return runtime.pick_dtype(preference, device)
+            return runtime.resolve_dtype("auto", device, half_ok=use_half)
+    return runtime.resolve_dtype(preference, device)
 
 
 # ---------------------------------------------------------------------------------------

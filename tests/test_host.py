@@ -6,6 +6,8 @@ import types
 import pytest
 import torch
 
+from talking_head.pipelines.core.errors import TalkingHeadError
+
 from talking_head.nodes import host
 from talking_head.pipelines.core import runtime, weights
 
@@ -39,11 +41,27 @@ def test_standalone_interrupt(standalone):
 
 def test_dtype_policy_on_gpu_devices():
     cuda = torch.device("cuda")
-    assert runtime.pick_dtype("fp32", cuda) == torch.float32
-    assert runtime.pick_dtype("fp16", cuda) == torch.float16
-    assert runtime.pick_dtype("auto", cuda, half_ok=False) == torch.float32
-    with pytest.raises(ValueError):
-        runtime.pick_dtype("int8", cuda)
+    assert runtime.resolve_dtype("fp32", cuda) == torch.float32
+    assert runtime.resolve_dtype("fp16", cuda) == torch.float16
+    assert runtime.resolve_dtype("auto", cuda, half_ok=False) == torch.float32
+    assert runtime.resolve_dtype("fp16", torch.device("cpu")) == torch.float32
+    bf16 = torch.cuda.is_bf16_supported()
+    # bf16 when the GPU has it (asked for, or auto), else fp16
+    assert runtime.resolve_dtype("bf16", cuda) == (torch.bfloat16 if bf16 else torch.float16)
+    assert runtime.resolve_dtype("auto", cuda) == (torch.bfloat16 if bf16 else torch.float16)
+    with pytest.raises(TalkingHeadError, match="fp32, fp16"):
+        runtime.resolve_dtype("int8", cuda)
+
+
+def test_run_context_parts_share_one_progress_scale():
+    seen = []
+    ctx = runtime.RunContext(progress=lambda d, t: seen.append((d, t)))
+    ctx.part(0, 2).report(5, 10)
+    ctx.part(1, 2).report(10, 10)
+    assert [d / t for d, t in seen] == [0.25, 1.0]
+    stop = runtime.RunContext(interrupt=lambda: (_ for _ in ()).throw(runtime.InterruptedRender("x")))
+    with pytest.raises(runtime.InterruptedRender):
+        stop.check()
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ def roots(args) -> dict:
 
 def device_dtype(args):
     device = runtime.pick_device(args.device)
-    return device, runtime.pick_dtype(args.dtype, device)
+    return device, runtime.resolve_dtype(args.dtype, device)
 
 
 def read_source(path: str, max_frames: int = 0):
