@@ -1,16 +1,15 @@
 """Ditto nodes: load, audio -> HuBERT features, audio features -> motion, motion controls."""
 from __future__ import annotations
 
-from ..pipelines.core import controls
-from ..pipelines.app import models
-from ..pipelines.ditto import EMOTIONS
+from ..pipelines.app import models as model_cache
+from ..pipelines.core import choices, controls
 from ..pipelines.core.errors import TalkingHeadError
 from . import host
 from .convert import audio_to_numpy
 from .registry import (
     AUDIO_FEATURES, DITTO_MODELS, DTYPE_WIDGET, LP_MODELS, MOTION, SOURCE, register)
 
-EMOTION_CHOICES = ("from cfg",) + tuple(f"{i} {name}" for i, name in enumerate(EMOTIONS))
+EMOTION_CHOICES = ["from cfg"] + [f"{i} {name}" for i, name in enumerate(choices.EMOTIONS)]
 
 
 @register("Load Ditto Models", "loaders")
@@ -25,17 +24,17 @@ class LoadDittoModels:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"renderer_layout": (("ditto",) + tuple(x for x in models.LP_LAYOUTS if x != "ditto"),
-                                                 {"default": "ditto"}),
+        layouts = ["ditto"] + [x for x in choices.LP_LAYOUTS if x != "ditto"]
+        return {"required": {"renderer_layout": (layouts, {"default": "ditto", "tooltip":
+                                                 "Where the renderer comes from: Ditto's own copies or "
+                                                 "LivePortrait's files."}),
                              "dtype": DTYPE_WIDGET,
                              "auto_download": ("BOOLEAN", {"default": True})}}
 
     def load(self, renderer_layout="ditto", dtype="auto", auto_download=True):
-        device = host.torch_device()
-        torch_dtype = host.torch_dtype(dtype, device)
-        roots = host.model_roots()
-        ditto = models.load_ditto_bundle(roots, auto_download, device, torch_dtype)
-        renderer = models.load_liveportrait(renderer_layout, roots, auto_download, device, torch_dtype)
+        ctx, roots = host.context(dtype=dtype), host.model_roots()
+        ditto = model_cache.load_ditto_bundle(roots, auto_download, ctx)
+        renderer = model_cache.load_liveportrait(renderer_layout, roots, auto_download, ctx)
         return ditto, renderer
 
 
@@ -59,7 +58,7 @@ class AudioToHubert:
         if ditto["hubert"] is None:
             raise TalkingHeadError("The HuBERT encoder is not loaded: install onnxruntime "
                                    "(`pip install onnxruntime`) and reload the Ditto models.")
-        return (hubert_features(wav, rate, ditto["hubert"], check_interrupt=host.check_interrupt),)
+        return (hubert_features(wav, rate, ditto["hubert"], host.context("hubert")),)
 
 
 @register("Ditto Motion", "ditto")
@@ -87,13 +86,14 @@ class DittoMotion:
                 "overlap": ("INT", {"default": 0, "min": 0, "max": 79, "tooltip": "Window overlap (0 = the cfg's)."}),
                 "smoothing": ("INT", {"default": 0, "min": 0, "max": 31, "tooltip": "Pose smoothing kernel (0 = the cfg's)."}),
                 "emotion": (EMOTION_CHOICES, {"default": "from cfg"}),
-                "online": ("BOOLEAN", {"default": False}),
+                "online": ("BOOLEAN", {"default": False, "tooltip": "The streaming algorithm (low latency)."}),
                 "template_frames": ("INT", {"default": 0, "min": 0, "max": 100000,
                                             "tooltip": "Video source: use only the first N frames (0 = the cfg's / all)."}),
-                "preserve_motion": ("BOOLEAN", {"default": False}),
-                "fade_in": ("INT", {"default": 0, "min": 0, "max": 250}),
-                "fade_out": ("INT", {"default": 0, "min": 0, "max": 250}),
-                "blinks": ("BOOLEAN", {"default": True}),
+                "preserve_motion": ("BOOLEAN", {"default": False, "tooltip":
+                                    "Video source: keep its own head motion and blinks, drive only the lips."}),
+                "fade_in": ("INT", {"default": 0, "min": 0, "max": 250, "tooltip": "Frames easing in from the still."}),
+                "fade_out": ("INT", {"default": 0, "min": 0, "max": 250, "tooltip": "Frames easing back to the still."}),
+                "blinks": ("BOOLEAN", {"default": True, "tooltip": "Add the cfg's blinks (seeded)."}),
             },
             "optional": {
                 "emotion_keyframes": ("STRING", {"default": "", "multiline": True,
@@ -104,19 +104,18 @@ class DittoMotion:
     def generate(self, features, source, ditto, seed=0, steps=0, overlap=0, smoothing=0,
                  emotion="from cfg", online=False, template_frames=0, preserve_motion=False,
                  fade_in=0, fade_out=0, blinks=True, emotion_keyframes=""):
-        from ..pipelines.ditto import emotion_schedule, source_motion
+        from ..pipelines.ditto import DittoControls, DittoSampling, emotion_schedule, source_motion
 
         emo = None if emotion == "from cfg" else int(emotion.split()[0])
         frames = controls.parse_keyframes(emotion_keyframes)
         if frames:
             emo = emotion_schedule(frames, len(features))
-        motion = source_motion(ditto, features, source, seed=seed, steps=steps or None,
-                               overlap=overlap or None, smoothing=smoothing or None, emotion=emo,
-                               online=online or None, template_n_frames=template_frames or None,
-                               progress=host.Progress(len(features), "ditto motion"),
-                               check_interrupt=host.check_interrupt, preserve_motion=preserve_motion,
-                               fade_in=fade_in, fade_out=fade_out, blinks=blinks)
-        return (motion,)
+        sampling = DittoSampling(steps=steps or None, overlap=overlap or None, smoothing=smoothing or None,
+                                 emotion=emo, seed=seed, online=online or None,
+                                 template_n_frames=template_frames or None)
+        ditto_controls = DittoControls(preserve_motion=preserve_motion, fade_in=fade_in, fade_out=fade_out,
+                                       blinks=blinks)
+        return (source_motion(ditto, features, source, sampling, ditto_controls, host.context("ditto motion")),)
 
 
 @register("Motion Controls", "motion")
@@ -137,12 +136,16 @@ class MotionControls:
         return {
             "required": {
                 "motion": (MOTION,),
-                "delta_pitch": ("FLOAT", {"default": 0.0, "min": -90.0, "max": 90.0, "step": 0.5}),
-                "delta_yaw": ("FLOAT", {"default": 0.0, "min": -90.0, "max": 90.0, "step": 0.5}),
-                "delta_roll": ("FLOAT", {"default": 0.0, "min": -90.0, "max": 90.0, "step": 0.5}),
-                "interpolate": ("BOOLEAN", {"default": True}),
-                "fade_in": ("INT", {"default": 0, "min": 0, "max": 250}),
-                "fade_out": ("INT", {"default": 0, "min": 0, "max": 250}),
+                "delta_pitch": ("FLOAT", {"default": 0.0, "min": -90.0, "max": 90.0, "step": 0.5,
+                                          "tooltip": "Degrees added to the head's pitch (nod)."}),
+                "delta_yaw": ("FLOAT", {"default": 0.0, "min": -90.0, "max": 90.0, "step": 0.5,
+                                        "tooltip": "Degrees added to the head's yaw (turn)."}),
+                "delta_roll": ("FLOAT", {"default": 0.0, "min": -90.0, "max": 90.0, "step": 0.5,
+                                         "tooltip": "Degrees added to the head's roll (tilt)."}),
+                "interpolate": ("BOOLEAN", {"default": True, "tooltip":
+                                "Ramp between keyframes (off: a control applies on its keyframe only)."}),
+                "fade_in": ("INT", {"default": 0, "min": 0, "max": 250, "tooltip": "Ditto motion: frames easing in."}),
+                "fade_out": ("INT", {"default": 0, "min": 0, "max": 250, "tooltip": "Ditto motion: frames easing out."}),
             },
             "optional": {
                 "keyframes": ("STRING", {"default": "", "multiline": True}),
@@ -153,6 +156,5 @@ class MotionControls:
               fade_in=0, fade_out=0, keyframes=""):
         overall = {f"delta_{a}": v for a, v in (("pitch", delta_pitch), ("yaw", delta_yaw),
                                                 ("roll", delta_roll)) if v}
-        out = controls.apply(motion, overall, controls.parse_keyframes(keyframes), interpolate,
-                             fade_in, fade_out)
-        return (out,)
+        edit = controls.edit_from(overall, keyframes, interpolate, len(motion), fade_in, fade_out)
+        return (controls.apply(motion, edit),)

@@ -168,30 +168,31 @@ def check_interrupt() -> None:
 
 
 class Progress:
-    """Node progress bar: ComfyUI's ProgressBar when hosted, a terminal bar otherwise."""
+    """Node progress bar: ComfyUI's ProgressBar when hosted, a terminal bar otherwise.
+    Called as ``progress(done, total)`` (a RunContext's progress sink); the bar is made on
+    the first call, with that call's total."""
 
-    def __init__(self, total: int, desc: str = ""):
-        utils = _module("comfy.utils")
-        self.total = max(1, int(total))
-        self.n = 0
-        self._bar = (utils.ProgressBar(self.total) if utils is not None and hasattr(utils, "ProgressBar")
-                     else runtime.TerminalProgress(self.total, desc))
+    def __init__(self, desc: str = ""):
+        self.desc = desc
+        self._bar = None
+        self.total = 0
 
-    def update(self, n: int = 1) -> None:
-        self.set(self.n + n)
-
-    def set(self, value: int) -> None:
-        self.n = min(self.total, int(value))
-        self._set(self.n)
-
-    def _set(self, value: int) -> None:
+    def __call__(self, value: int, total: int) -> None:
+        total = max(1, int(total))
+        if self._bar is None or total != self.total:
+            utils = _module("comfy.utils")
+            self._bar = (utils.ProgressBar(total) if utils is not None and hasattr(utils, "ProgressBar")
+                         else runtime.TerminalProgress(total, self.desc))
+            self.total = total
+        value = min(total, int(value))
         try:
-            self._bar.update_absolute(value, self.total)
+            self._bar.update_absolute(value, total)
         except TypeError:
             self._bar.update_absolute(value)
 
-    def __call__(self, value: int, total: Optional[int] = None) -> None:
-        """Callable form for pipelines' ``progress=`` arguments: (done) or (done, total)."""
-        if total is not None and total != self.total:
-            value = round(value * self.total / max(1, total))
-        self.set(value)
+
+def context(desc: str = "", dtype: str = "auto") -> runtime.RunContext:
+    """The run context of a node: the host's device and dtype policy, its progress bar
+    (labelled ``desc``) and its Cancel button."""
+    device = torch_device()
+    return runtime.RunContext(device, torch_dtype(dtype, device), Progress(desc), check_interrupt)

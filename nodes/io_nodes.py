@@ -3,18 +3,19 @@ from __future__ import annotations
 
 import os
 
+import math
+
 import numpy as np
 import torch
 
-from ..pipelines.core import audio as audio_ops
-from ..pipelines.core import media, timeline
+from ..pipelines.core import images, media, timeline
 from ..pipelines.core.errors import MediaError
 from . import host
 from .convert import audio_to_numpy, check_image, image_to_tensor, numpy_to_audio
 from .registry import register
 
 SOURCE_EXTS = media.IMAGE_EXTS | media.VIDEO_EXTS
-AAC_RATES = {96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350}
+PRESETS = ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"]
 
 
 @register("Load Source", "io")
@@ -64,19 +65,20 @@ class LoadSource:
             info = f"image {frame.shape[1]}x{frame.shape[0]} from {os.path.basename(p)}"
             return image_to_tensor(frame), 25.0, None, info
         video = media.read_video(p, max_frames=max_frames or None, every_nth=every_nth,
-                                 check_interrupt=host.check_interrupt)
+                                 ctx=host.context("load"))
+        frames = images.to_float(video.frames)
         if video.frames.shape[0] == 1 and not video.info.has_audio:  # a still image with an odd extension
-            return image_to_tensor(video.frames), 25.0, None, f"image from {os.path.basename(p)}"
+            return image_to_tensor(frames), 25.0, None, f"image from {os.path.basename(p)}"
         n, h, w = video.frames.shape[:3]
         fps = float(video.fps)
         aud = numpy_to_audio(video.audio, video.sample_rate) if video.audio is not None else None
         info = (f"video {w}x{h}, {n} frames at {fps:.3f} fps ({video.fps}), "
                 + (f"audio {video.sample_rate} Hz" if aud else "no audio"))
-        return image_to_tensor(video.frames), fps, aud, info
+        return image_to_tensor(frames), fps, aud, info
 
 
-LENGTH_MODES = ("match audio (loop frames)", "match audio (hold last frame)",
-                "match audio (ping-pong)", "match frames (cut or pad audio)")
+LENGTH_MODES = ["match audio (loop frames)", "match audio (hold last frame)",
+                "match audio (ping-pong)", "match frames (cut or pad audio)"]
 
 
 def frame_order(n_frames: int, n_out: int, mode: str) -> np.ndarray:
@@ -101,13 +103,16 @@ class WriteVideo:
         return {
             "required": {
                 "frames": ("IMAGE",),
-                "fps": ("FLOAT", {"default": 25.0, "min": 1.0, "max": 240.0, "step": 0.001}),
-                "filename_prefix": ("STRING", {"default": "TalkingHead"}),
-                "length": (LENGTH_MODES, {"default": LENGTH_MODES[0]}),
+                "fps": ("FLOAT", {"default": 25.0, "min": 1.0, "max": 240.0, "step": 0.001,
+                                  "tooltip": "Frames per second of the video (29.97 is kept exact)."}),
+                "filename_prefix": ("STRING", {"default": "TalkingHead", "tooltip":
+                                    "Name in the output folder; may hold sub-folders (TalkingHead/clip)."}),
+                "length": (LENGTH_MODES, {"default": LENGTH_MODES[0], "tooltip":
+                           "With audio: the video lasts as long as the audio (the frames loop, hold "
+                           "or ping-pong), or as long as the frames (the audio is cut or padded)."}),
                 "crf": ("INT", {"default": 19, "min": 0, "max": 51,
                                 "tooltip": "x264 quality: lower is better and larger (17-23 is typical)."}),
-                "preset": (("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
-                            "slower", "veryslow"), {"default": "medium"}),
+                "preset": (PRESETS, {"default": "medium", "tooltip": "x264 speed/size trade-off."}),
             },
             "optional": {"audio": ("AUDIO",)},
         }
@@ -115,30 +120,25 @@ class WriteVideo:
     def write(self, frames, fps, filename_prefix, length=LENGTH_MODES[0], crf=19, preset="medium",
               audio=None):
         frames = check_image(frames, "frames")
+        if not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:
+            raise MediaError(f"fps must be a positive number of frames per second, got {fps!r}")
         path, subfolder, name = _output_path(filename_prefix)
-        wav = rate = None
-        n_in = int(frames.shape[0])
-        n_out = n_in
+        track = None
+        n_in = n_out = int(frames.shape[0])
         if audio is not None:
-            wav, rate = audio_to_numpy(audio)
-            seconds = wav.shape[-1] / rate
+            track = media.AudioTrack.of(*audio_to_numpy(audio))
             # frames that already cover the audio to within a frame (e.g. Ditto's
             # ceil(seconds x fps)) are kept as they are; otherwise loop/hold/ping-pong
-            if length.startswith("match audio") and abs(n_in - seconds * fps) >= 1:
-                n_out = max(1, round(seconds * fps))
-            else:
-                wav = audio_ops.fit_length(wav, int(round(n_in / fps * rate)))
-            if rate not in AAC_RATES:  # the AAC encoder only takes standard rates
-                wav, rate = audio_ops.resample(torch.from_numpy(wav), rate, 48000).numpy(), 48000
+            if length.startswith("match audio") and abs(n_in - track.seconds * fps) >= 1:
+                n_out = max(1, round(track.seconds * fps))
         order = frame_order(n_in, n_out, length)
-        progress = host.Progress(n_out, "write video")
+        ctx = host.context("write video")
 
         def chunks(size=16):
             for s in range(0, n_out, size):
                 yield frames[order[s:s + size]]
 
-        media.write_video(path, chunks(), fps, wav, rate, crf=crf, preset=preset,
-                          check_interrupt=host.check_interrupt, on_frame=progress.set)
+        media.write_video(path, chunks(), fps, track, media.EncodeSettings(crf, preset), ctx, n_out)
         preview = {"filename": name, "subfolder": subfolder, "type": "output"}
         return {"ui": {"images": [preview], "animated": (True,)}, "result": (path,)}
 

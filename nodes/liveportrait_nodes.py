@@ -1,15 +1,21 @@
-"""LivePortrait renderer nodes (shared by Ditto): load, extract motion, stitch, warp, decode."""
+"""LivePortrait renderer nodes (shared by Ditto and JoyVASA): load, extract motion,
+stitch, warp, decode."""
 from __future__ import annotations
 
-
-from ..pipelines.app import animate, models
-from ..pipelines.app import sources as source_ops
-from ..pipelines.core.errors import TalkingHeadError
+from ..pipelines.app import models as model_cache
+from ..pipelines.app import steps
+from ..pipelines.core import choices
+from ..pipelines.core.motion import DrivingSpec
 from ..pipelines.core.types import WarpedFeatures
+from ..pipelines.face.register import describe
+from ..pipelines.liveportrait import render
+from ..pipelines.liveportrait.drive import StitchOptions, keypoints_for
 from . import host
 from .convert import check_image
-from .face_nodes import get_detector
 from .registry import DTYPE_WIDGET, KEYPOINTS, LP_MODELS, MOTION, SOURCE, WARPED, register
+
+BATCH = ("INT", {"default": 4, "min": 1, "max": 64, "tooltip":
+                 "Frames per batch on the device: larger is faster on a GPU and needs more memory."})
 
 
 @register("Load LivePortrait Models", "loaders")
@@ -24,15 +30,14 @@ class LoadLivePortraitModels:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"layout": (models.LP_LAYOUTS, {"default": "auto"}),
+        return {"required": {"layout": (list(choices.LP_LAYOUTS), {"default": "auto", "tooltip":
+                                        "Which file set: auto finds any complete one."}),
                              "dtype": DTYPE_WIDGET,
                              "auto_download": ("BOOLEAN", {"default": True})}}
 
     def load(self, layout="auto", dtype="auto", auto_download=True):
-        device = host.torch_device()
-        bundle = models.load_liveportrait(layout, host.model_roots(), auto_download, device,
-                                          host.torch_dtype(dtype, device))
-        return (bundle,)
+        return (model_cache.load_liveportrait(layout, host.model_roots(), auto_download,
+                                              host.context(dtype=dtype)),)
 
 
 @register("Extract Motion", "liveportrait")
@@ -55,25 +60,28 @@ class ExtractMotion:
                 "source": (SOURCE,),
                 "driving": ("IMAGE",),
                 "models": (LP_MODELS,),
-                "motion_mode": (("relative", "absolute"), {"default": "relative"}),
-                "driving_option": (("expression-friendly", "pose-friendly"), {"default": "expression-friendly"}),
-                "driving_multiplier": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 3.0, "step": 0.01}),
-                "length_mismatch": (animate.LENGTH_MODES, {"default": "cycle"}),
+                "motion_mode": (["relative", "absolute"], {"default": "relative"}),
+                "driving_option": (["expression-friendly", "pose-friendly"], {"default": "expression-friendly"}),
+                "driving_multiplier": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 3.0, "step": 0.01,
+                                                 "tooltip": "Scales the whole motion."}),
+                "length_mismatch": (list(choices.LENGTH_MODES), {"default": "cycle"}),
                 "fps": ("FLOAT", {"default": 25.0, "min": 1.0, "max": 240.0, "step": 0.001,
                                   "tooltip": "The driving video's frame rate (connect Load Source's fps)."}),
-                "smoothing": ("INT", {"default": 3, "min": 1, "max": 61}),
+                "smoothing": ("INT", {"default": 3, "min": 1, "max": 61,
+                                      "tooltip": "Frames averaged for the driver's face crop."}),
             },
         }
 
     def extract(self, source, driving, models, motion_mode="relative", driving_option="expression-friendly",
                 driving_multiplier=1.0, length_mismatch="cycle", fps=25.0, smoothing=3):
         driving = check_image(driving, "driving")
-        motion, drv = animate.driving_motion(
-            driving.numpy(), fps, len(source), get_detector("mediapipe", True), models, length_mismatch,
-            motion_mode == "relative", driving_option == "expression-friendly", driving_multiplier, smoothing,
-            progress=host.Progress(2 * driving.shape[0], "driving motion"), check_interrupt=host.check_interrupt)
-        n_out = len(motion)
-        text = f"{n_out} driving frames ({source_ops.describe(drv).splitlines()[-1]})"
+        spec = DrivingSpec(motion_mode == "relative", driving_option == "expression-friendly",
+                           driving_multiplier)
+        detector = model_cache.detector("mediapipe", host.model_roots(), True)
+        motion, drv = steps.driving_motion(driving.numpy(), fps, len(source), detector, models,
+                                           steps.DrivingOptions(length_mismatch, spec, smoothing),
+                                           host.context("driving motion"))
+        text = f"{len(motion)} driving frames ({describe(drv).splitlines()[-1]})"
         return motion, text
 
 
@@ -81,10 +89,10 @@ class ExtractMotion:
 class Stitch:
     DESCRIPTION = (
         "SOURCE + MOTION -> KEYPOINTS. Poses the source's implicit keypoints with the motion "
-        "(relative or absolute for driving videos; Ditto's motion is already absolute), then "
-        "stitching keeps the shoulders attached, optional eye/lip retargeting opens or closes "
-        "eyes and lips to a target ratio, and the driving multiplier scales the whole motion. "
-        "region picks which keypoint groups follow a driving video.")
+        "(driving motion by LivePortrait's formula; Ditto's and edited motion is already for "
+        "the source), then stitching keeps the shoulders attached, optional eye/lip retargeting "
+        "opens or closes eyes and lips to a target ratio, and the driving multiplier scales the "
+        "whole motion. region picks which keypoint groups follow a driving motion.")
     RETURN_TYPES = (KEYPOINTS,)
     RETURN_NAMES = ("keypoints",)
     FUNCTION = "stitch"
@@ -96,10 +104,16 @@ class Stitch:
                 "source": (SOURCE,),
                 "motion": (MOTION,),
                 "models": (LP_MODELS,),
-                "stitching": ("BOOLEAN", {"default": True}),
-                "motion_mode": (("from motion", "relative", "absolute"), {"default": "from motion"}),
-                "region": (("all", "pose", "exp", "lip", "eyes"), {"default": "all"}),
-                "driving_multiplier": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 3.0, "step": 0.01}),
+                "stitching": ("BOOLEAN", {"default": True, "tooltip":
+                              "Keep the shoulders and the crop's border attached (the stitching MLP)."}),
+                "motion_mode": (["from motion", "relative", "absolute"], {"default": "from motion", "tooltip":
+                                "Driving motion only: relative moves the source by the driver's change, "
+                                "absolute copies the driver; 'from motion' keeps the producer's choice."}),
+                "region": (list(choices.ANIMATION_REGIONS), {"default": "all", "tooltip":
+                           "Driving motion only: which keypoint groups follow the driver "
+                           "(all, pose only, expression only, lips, eyes)."}),
+                "driving_multiplier": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 3.0, "step": 0.01,
+                                                 "tooltip": "Scales the motion (1 = as produced)."}),
                 "eye_retarget": ("FLOAT", {"default": -1.0, "min": -1.0, "max": 0.8, "step": 0.01,
                                            "tooltip": "Target eye-open ratio (-1 = off)."}),
                 "lip_retarget": ("FLOAT", {"default": -1.0, "min": -1.0, "max": 0.8, "step": 0.01,
@@ -109,12 +123,12 @@ class Stitch:
 
     def stitch(self, source, motion, models, stitching=True, motion_mode="from motion", region="all",
                driving_multiplier=1.0, eye_retarget=-1.0, lip_retarget=-1.0):
-        relative = None if motion_mode == "from motion" else motion_mode == "relative"
-        kps = animate.keypoints_for(source, motion, models, stitching=stitching, relative=relative,
-                                    region=region, driving_multiplier=driving_multiplier,
-                                    eye_open=None if eye_retarget < 0 else eye_retarget,
-                                    lip_open=None if lip_retarget < 0 else lip_retarget)
-        return (kps,)
+        options = StitchOptions(
+            stitching=stitching, relative=None if motion_mode == "from motion" else motion_mode == "relative",
+            region=region, multiplier=driving_multiplier,
+            eye_open=None if eye_retarget < 0 else eye_retarget,
+            lip_open=None if lip_retarget < 0 else lip_retarget)
+        return (keypoints_for(source, motion, models, options),)
 
 
 @register("Warp", "render")
@@ -129,18 +143,17 @@ class Warp:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"source": (SOURCE,), "keypoints": (KEYPOINTS,), "models": (LP_MODELS,),
-                             "batch_size": ("INT", {"default": 4, "min": 1, "max": 64})}}
+                             "batch_size": BATCH}}
 
     def warp(self, source, keypoints, models, batch_size=4):
-        from ..pipelines.liveportrait import render
+        from ..pipelines.core.errors import TalkingHeadError
 
         if source.appearance is None:
             raise TalkingHeadError("The SOURCE has no appearance features: connect the renderer models "
                                    "to Face Register.")
-        out = render.warp_features(models, source.appearance, keypoints.x_s, keypoints.x_d, batch_size,
-                                   progress=host.Progress(len(keypoints), "warp"),
-                                   check_interrupt=host.check_interrupt,
-                                   source_index=keypoints.source_index if source.appearance.shape[0] > 1 else None)
+        rows = keypoints.source_index if source.appearance.shape[0] > 1 else None
+        out = render.warp_features(models, source.appearance, keypoints.x_s, keypoints.x_d,
+                                   host.context("warp"), batch_size, rows)
         return (WarpedFeatures(out, keypoints.fps, keypoints.source_index.clone()),)
 
 
@@ -153,12 +166,7 @@ class Decode:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"warped": (WARPED,), "models": (LP_MODELS,),
-                             "batch_size": ("INT", {"default": 4, "min": 1, "max": 64})}}
+        return {"required": {"warped": (WARPED,), "models": (LP_MODELS,), "batch_size": BATCH}}
 
     def decode(self, warped, models, batch_size=4):
-        from ..pipelines.liveportrait import render
-
-        img = render.decode(models, warped.features, batch_size, progress=host.Progress(len(warped), "decode"),
-                            check_interrupt=host.check_interrupt)
-        return (img,)
+        return (render.decode(models, warped.features, host.context("decode"), batch_size),)

@@ -1,16 +1,20 @@
 """MuseTalk v1.5 nodes: load, audio -> whisper features, prepare avatar, generate, blend."""
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
-from ..pipelines.core import audio as audio_ops
-from ..pipelines.app import models
 from ..pipelines import musetalk as mt
+from ..pipelines.app import models
+from ..pipelines.core import audio as audio_ops
+from ..pipelines.core import choices, images
 from . import host
 from .convert import audio_to_numpy, check_image
 from .registry import AUDIO_FEATURES, AVATAR, DTYPE_WIDGET, MUSETALK_MODELS, SOURCE, register
 
-PARSING_MODES = ("jaw", "raw", "neck")
+PARSING_HELP = ("Regenerated region: jaw = mouth and jaw (v1.5's default), raw = the parsed face, "
+                "neck = face and neck.")
 
 
 @register("Load MuseTalk Models", "loaders")
@@ -31,11 +35,7 @@ class LoadMuseTalkModels:
                                                         "models/musetalk/sd-vae."})}}
 
     def load(self, dtype="auto", auto_download=True, vae=None):
-        import dataclasses
-
-        device = host.torch_device()
-        bundle = models.load_musetalk_bundle(host.model_roots(), auto_download, device,
-                                             host.torch_dtype(dtype, device))
+        bundle = models.load_musetalk_bundle(host.model_roots(), auto_download, host.context(dtype=dtype))
         if vae is not None:  # a new bundle: the cached one keeps its own VAE
             bundle = dataclasses.replace(bundle, nets=dict(bundle.nets, vae=mt.ExternalVAE(vae)))
         return (bundle,)
@@ -79,25 +79,30 @@ class MuseTalkPrepareAvatar:
             "required": {
                 "source": (SOURCE,),
                 "musetalk": (MUSETALK_MODELS,),
-                "bbox_shift": ("INT", {"default": 0, "min": -40, "max": 40}),
-                "extra_margin": ("INT", {"default": 10, "min": 0, "max": 60}),
-                "parsing_mode": (PARSING_MODES, {"default": "jaw"}),
-                "left_cheek_width": ("INT", {"default": 90, "min": 0, "max": 256}),
-                "right_cheek_width": ("INT", {"default": 90, "min": 0, "max": 256}),
-                "upper_boundary_ratio": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01}),
-                "blur_ratio": ("FLOAT", {"default": 0.05, "min": 0.0, "max": 0.5, "step": 0.005}),
-                "batch_size": ("INT", {"default": 8, "min": 1, "max": 64}),
+                "bbox_shift": ("INT", {"default": 0, "min": -40, "max": 40, "tooltip":
+                               "Move the mouth region: + lower (more chin), - higher (more mouth opening)."}),
+                "extra_margin": ("INT", {"default": 10, "min": 0, "max": 60, "tooltip":
+                                 "Pixels added below the chin to the face box."}),
+                "parsing_mode": (list(choices.PARSING_MODES), {"default": "jaw", "tooltip": PARSING_HELP}),
+                "left_cheek_width": ("INT", {"default": 90, "min": 0, "max": 256, "tooltip":
+                                     "jaw mode: parsing-map pixels left of centre where the jaw keeps its full width."}),
+                "right_cheek_width": ("INT", {"default": 90, "min": 0, "max": 256, "tooltip":
+                                      "jaw mode: parsing-map pixels right of centre where the jaw keeps its full width."}),
+                "upper_boundary_ratio": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01,
+                                                   "tooltip": "Rows of the blend square above this fraction stay original."}),
+                "blur_ratio": ("FLOAT", {"default": 0.05, "min": 0.0, "max": 0.5, "step": 0.005,
+                                         "tooltip": "Feathering of the mask edge, relative to the blend square."}),
+                "batch_size": ("INT", {"default": 8, "min": 1, "max": 64,
+                                       "tooltip": "Frames per batch through the VAE and the face parser."}),
             },
         }
 
     def prepare(self, source, musetalk, bbox_shift=0, extra_margin=10, parsing_mode="jaw",
                 left_cheek_width=90, right_cheek_width=90, upper_boundary_ratio=0.5, blur_ratio=0.05,
                 batch_size=8):
-        avatar = mt.avatar_from_source(
-            musetalk, source, parsing_mode=parsing_mode, left_cheek_width=left_cheek_width,
-            right_cheek_width=right_cheek_width, upper_boundary_ratio=upper_boundary_ratio,
-            blur_ratio=blur_ratio, batch_size=batch_size, bbox_shift=bbox_shift, extra_margin=extra_margin,
-            progress=host.Progress(len(source), "avatar"), check_interrupt=host.check_interrupt)
+        settings = mt.AvatarSettings(parsing_mode, left_cheek_width, right_cheek_width, upper_boundary_ratio,
+                                     blur_ratio, bbox_shift=bbox_shift, extra_margin=extra_margin)
+        avatar = mt.avatar_from_source(musetalk, source, settings, host.context("avatar"), batch_size)
         return avatar, repr(avatar)
 
 
@@ -112,13 +117,12 @@ class MuseTalkGenerate:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"avatar": (AVATAR,), "features": (AUDIO_FEATURES,), "musetalk": (MUSETALK_MODELS,),
-                             "batch_size": ("INT", {"default": 8, "min": 1, "max": 64})}}
+                             "batch_size": ("INT", {"default": 8, "min": 1, "max": 64,
+                                                    "tooltip": "Frames per batch through the UNet and VAE."})}}
 
     def generate(self, avatar, features, musetalk, batch_size=8):
-        faces = mt.generate(musetalk, avatar, features, batch_size=batch_size,
-                            progress=host.Progress(len(features), "musetalk"),
-                            check_interrupt=host.check_interrupt)
-        return (faces.float() / 255.0,)
+        faces = mt.generate(musetalk, avatar, features, host.context("musetalk"), batch_size)
+        return (images.to_float(faces),)
 
 
 @register("MuseTalk Blend", "musetalk")
@@ -135,7 +139,8 @@ class MuseTalkBlend:
     def INPUT_TYPES(cls):
         return {
             "required": {"avatar": (AVATAR,), "faces": ("IMAGE",),
-                         "parsing_mode": (("from avatar",) + PARSING_MODES, {"default": "from avatar"}),
+                         "parsing_mode": (["from avatar", *choices.PARSING_MODES],
+                                          {"default": "from avatar", "tooltip": PARSING_HELP}),
                          "upper_boundary_ratio": ("FLOAT", {"default": -1.0, "min": -1.0, "max": 1.0,
                                                             "step": 0.01, "tooltip": "-1 = the avatar's"}),
                          "blur_ratio": ("FLOAT", {"default": -1.0, "min": -1.0, "max": 0.5, "step": 0.005,
@@ -147,7 +152,8 @@ class MuseTalkBlend:
         changes = dict(parsing_mode=None if parsing_mode == "from avatar" else parsing_mode,
                        upper_boundary_ratio=None if upper_boundary_ratio < 0 else upper_boundary_ratio,
                        blur_ratio=None if blur_ratio < 0 else blur_ratio)
-        if any(v is not None for v in changes.values()):
-            avatar = mt.with_blend_settings(avatar, **changes)
-        frames, masks = mt.blend(avatar, faces, return_masks=True, check_interrupt=host.check_interrupt)
-        return torch.as_tensor(frames).float() / 255.0, masks
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if changes:
+            avatar = mt.with_blend_settings(avatar, dataclasses.replace(avatar.settings, **changes))
+        frames, masks = mt.blend(avatar, faces, return_masks=True, ctx=host.context("blend"))
+        return images.to_float(torch.as_tensor(frames)), masks

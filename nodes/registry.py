@@ -1,4 +1,5 @@
 """One display-name prefix and one category root for every node of the pack."""
+from ..pipelines.core.choices import DTYPES
 NODE_CLASS_MAPPINGS: dict = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict = {}
 
@@ -30,5 +31,5 @@ KEYPOINTS = "THS_KEYPOINTS"
 WARPED = "THS_WARPED"
 AVATAR = "THS_MUSETALK_AVATAR"
 
-DTYPE_WIDGET = (("auto", "fp32", "fp16", "bf16"), {"default": "auto",
-                "tooltip": "auto: the host's choice (fp16 on most GPUs); the CPU always runs fp32."})
+DTYPE_WIDGET = (list(DTYPES), {"default": "auto", "tooltip":
+                "auto: the host's choice (bf16 or fp16 on a GPU); the CPU always runs fp32."})

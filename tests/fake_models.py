@@ -1,7 +1,8 @@
 """A whole models folder of fake checkpoints, tiny-sized, in the released file layouts.
 
-End-to-end tests point $TALKING_HEAD_MODELS at it and set TALKING_HEAD_TINY_MODELS=1, so
-the real registry lookups, loaders and file formats run, on networks small enough for CI.
+End-to-end tests point $TALKING_HEAD_MODELS at it and set the loaders' network sizes to the
+tiny ones (``use`` in process, tests/tiny_cli.py for the command line), so the real
+registry lookups, loaders and file formats run, on networks small enough for CI.
 """
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ def write_musetalk(root: str) -> None:
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import WhisperConfig, WhisperModel
 
-    from talking_head.pipelines.musetalk import TINY_CONFIGS
+    from talking_head.pipelines.musetalk.models import TINY_CONFIGS
     from talking_head.pipelines.musetalk.bisenet import BiSeNet, BiSeNetConfig
 
     write_fake(None, _path(root, "musetalk", "musetalkV15/unet.pth"),
@@ -118,12 +119,21 @@ def write_all(root: str, families=("aux", "liveportrait", "ditto", "musetalk")) 
     return root
 
 
+def tiny_sizes() -> dict:
+    """The loaders' network sizes for the fakes written here (app.models.SIZES)."""
+    from talking_head.pipelines.ditto.lmdm import TINY
+    from talking_head.pipelines.liveportrait.loader import TINY_RENDERER
+    from talking_head.pipelines.musetalk.models import TINY_CONFIGS
+
+    return {"liveportrait": TINY_RENDERER, "ditto": TINY, "musetalk": TINY_CONFIGS}
+
+
 def use(monkeypatch, root: str) -> None:
-    """Point the pack (this process and subprocesses) at ``root`` with tiny configs."""
+    """Point the pack (this process and subprocesses) at ``root`` with tiny sizes."""
     from talking_head.pipelines.app import models
 
     monkeypatch.setenv("TALKING_HEAD_MODELS", root)
-    monkeypatch.setenv("TALKING_HEAD_TINY_MODELS", "1")
     monkeypatch.setenv("TALKING_HEAD_STANDALONE", "1")
+    monkeypatch.setattr(models, "SIZES", tiny_sizes())
     models._CACHE.clear()
     torch.manual_seed(0)

@@ -46,10 +46,9 @@ def _levels(ours, golden):
 def _torch_paste(crop01, frame01, m, template):
     from talking_head.pipelines import composite as C
 
-    mask = C.build_masks("crop", frame01.shape[:2], m[None], crop_template=template,
-                         device="cpu")
-    out = C.composite(torch.from_numpy(crop01)[None].float(),
-                      torch.from_numpy(frame01)[None].float(), m[None], mask, device="cpu")
+    mask = C.build_masks(C.BlendSpec(crop_edge=template), frame01.shape[:2], m[None])
+    out = C.paste_torch(torch.from_numpy(crop01)[None].float(),
+                        torch.from_numpy(frame01)[None].float(), m[None], mask, None)
     return mask[0].numpy(), out[0].numpy()
 
 

@@ -82,10 +82,24 @@ def _at(mask, pt):
     return float(mask[y, x])
 
 
+def build(region, hw, ctf, landmarks=None, scheme="mediapipe478", feather=None, alpha=1.0,
+          crop_template="liveportrait"):
+    """build_masks for a region at a plain render weight ``alpha`` (mode custom)."""
+    spec = C.BlendSpec("custom", alpha, region, feather, "off", crop_template)
+    return C.build_masks(spec, hw, ctf, landmarks, scheme)
+
+
+def paste(rendered, frames, ctf, mask, source_index=None, color_match="off", batch_size=8,
+          check_interrupt=None, progress=None):
+    from talking_head.pipelines.core.runtime import RunContext
+
+    return C.paste_torch(rendered, frames, ctf, mask, source_index, color_match,
+                         RunContext(progress=progress, interrupt=check_interrupt), batch_size)
+
+
 def _masks(region, alpha, landmarks=None, scheme="mediapipe478", feather=FEATHER, **kw):
     lm = None if landmarks is None else torch.from_numpy(_to_frame(landmarks))[None]
-    return C.build_masks(region, (H, W), M[None], lm, scheme, feather, "cpu",
-                         alpha=alpha, **kw)[0].numpy()
+    return build(region, (H, W), M[None], lm, scheme, feather, alpha, **kw)[0].numpy()
 
 
 MODE_ALPHAS = [("replace", None), ("strong", None), ("blend", None), ("weak", None),
@@ -99,13 +113,13 @@ MODE_ALPHAS = [("replace", None), ("strong", None), ("blend", None), ("weak", No
 def test_modes_and_alpha_resolution():
     assert C.MODES == {"replace": 1.0, "strong": 0.9, "blend": 0.5, "weak": 0.25, "custom": None}
     assert C.REGIONS == ("crop", "face", "lower_face")
-    assert C.resolve_alpha("strong") == 0.9
-    assert C.resolve_alpha("custom", 0.3) == 0.3
+    assert C.BlendSpec("strong").weight == 0.9
+    assert C.BlendSpec("custom", 0.3).weight == 0.3
     for bad in [None, -0.1, 1.5]:
         with pytest.raises(TalkingHeadError):
-            C.resolve_alpha("custom", bad)
+            C.BlendSpec("custom", bad)
     with pytest.raises(TalkingHeadError):
-        C.resolve_alpha("soft")
+        C.BlendSpec("soft")
 
 
 # ---------------------------------------------------------------------------------------
@@ -116,7 +130,7 @@ def test_modes_and_alpha_resolution():
 def test_crop_region_is_the_official_mask_times_alpha(mode, custom):
     from talking_head.pipelines.composite import lp_prepare_paste_back
 
-    alpha = C.resolve_alpha(mode, custom)
+    alpha = C.BlendSpec(mode, custom).weight
     mask = _masks("crop", alpha, feather=None)
     official = lp_prepare_paste_back(M, (H, W))[..., 0]
     assert np.abs(mask - alpha * official).max() <= 2 / 255
@@ -141,7 +155,7 @@ def test_crop_feather_widens_the_official_ramp_inward():
 
 @pytest.mark.parametrize("mode,custom", MODE_ALPHAS)
 def test_face_region_is_the_feathered_oval_hull(mode, custom):
-    alpha = C.resolve_alpha(mode, custom)
+    alpha = C.BlendSpec(mode, custom).weight
     face = _mediapipe_face()
     mask = _masks("face", alpha, face)
     hard = _hard_mask(_to_frame(face[list(R.MP_FACE_OVAL)]))
@@ -159,7 +173,7 @@ def test_face_region_is_the_feathered_oval_hull(mode, custom):
 
 @pytest.mark.parametrize("mode,custom", MODE_ALPHAS)
 def test_lower_face_is_below_the_nose_line(mode, custom):
-    alpha = C.resolve_alpha(mode, custom)
+    alpha = C.BlendSpec(mode, custom).weight
     face = _mediapipe_face(seed=1)
     mask = _masks("lower_face", alpha, face)
     crop = _crop_coords()
@@ -213,24 +227,24 @@ def test_lmk203_cuts_between_eyes_and_mouth():
 def test_frames_without_usable_landmarks_keep_the_original():
     face = _to_frame(_mediapipe_face())
     lm = np.stack([face, np.full_like(face, np.nan)])
-    masks = C.build_masks("face", (H, W), np.stack([M, M]), lm, feather=FEATHER).numpy()
+    masks = build("face", (H, W), np.stack([M, M]), lm, feather=FEATHER).numpy()
     assert masks[0].max() == 1.0 and masks[1].max() == 0.0
 
 
 def test_mask_errors_are_actionable():
     with pytest.raises(TalkingHeadError, match="landmarks"):
-        C.build_masks("face", (H, W), M[None])
+        build("face", (H, W), M[None])
     with pytest.raises(TalkingHeadError, match="region"):
-        C.build_masks("square", (H, W), M[None])
+        build("square", (H, W), M[None])
     with pytest.raises(ShapeError):
-        C.build_masks("face", (H, W), M[None], np.zeros((2, 478, 2)))
+        build("face", (H, W), M[None], np.zeros((2, 478, 2)))
     with pytest.raises(TalkingHeadError, match="feather"):
-        C.build_masks("crop", (H, W), M[None], feather=-1)
+        build("crop", (H, W), M[None], feather=-1)
     with pytest.raises(TalkingHeadError, match="alpha"):
-        C.build_masks("crop", (H, W), M[None], alpha=1.5)
+        build("crop", (H, W), M[None], alpha=1.5)
     # the 2x3 form cv2 uses is accepted as well
-    np.testing.assert_array_equal(C.build_masks("crop", (H, W), M[:2]),
-                                  C.build_masks("crop", (H, W), M[None]))
+    np.testing.assert_array_equal(build("crop", (H, W), M[:2]),
+                                  build("crop", (H, W), M[None]))
 
 
 # ---------------------------------------------------------------------------------------
@@ -251,14 +265,13 @@ def test_torch_path_agrees_with_cv2(scale, angle):
     render = _smooth_image(512, 5) * 255.0
     frame = (_smooth_image(480, 6)[:H] * 255).astype(np.uint8)
     golden = C.ditto_put_back(frame, render, m).astype(np.float64)
-    mask = C.build_masks("crop", (H, W), m[None], crop_template="ditto", device="cpu")
-    out = C.composite(torch.from_numpy(render / 255.0)[None].float(),
-                      torch.from_numpy(frame / 255.0)[None].float(), m[None], mask,
-                      device="cpu")[0].numpy() * 255.0
+    mask = build("crop", (H, W), m[None], crop_template="ditto")
+    out = paste(torch.from_numpy(render / 255.0)[None].float(),
+                torch.from_numpy(frame / 255.0)[None].float(), m[None], mask)[0].numpy() * 255.0
     diff = np.abs(out - golden)
     assert np.quantile(diff, 0.999) <= 2.0 and diff.max() <= 3.0, (diff.max(),)
     # the LivePortrait template is 15/255 on its last column: its whole support counts
-    lp_mask = C.build_masks("crop", (H, W), m[None])[0].numpy()
+    lp_mask = build("crop", (H, W), m[None])[0].numpy()
     official = C.lp_prepare_paste_back(m, (H, W))[..., 0]
     assert np.abs(lp_mask - official).max() <= 2 / 255
     warped = C.warp_to_frame(render.astype(np.float32), m, (H, W))
@@ -275,7 +288,7 @@ def test_upscaled_crop_mask_keeps_its_whole_support():
     """Upscaled 3x, the template's last column (15/255) spreads ~3 frame px past the
     crop's last pixel centre; the sampled box must include all of it."""
     m = _crop_to_frame(3.0, 0.0, centre=(-500.3, 150.0))  # only the right edge is in view
-    ours = C.build_masks("crop", (300, 400), m[None])[0].numpy()
+    ours = build("crop", (300, 400), m[None])[0].numpy()
     official = C.lp_prepare_paste_back(m, (300, 400))[..., 0]
     assert official[:, 268:].max() > 0  # support beyond the last pixel centre (x ~ 267.7)
     assert np.abs(ours - official).max() <= 2 / 255
@@ -291,11 +304,11 @@ def _scene(n_src=2, n_out=3, seed=0):
 
 @pytest.mark.parametrize("mode,custom", MODE_ALPHAS)
 def test_alpha_blends_render_and_frame_at_the_centre(mode, custom):
-    alpha = C.resolve_alpha(mode, custom)
+    alpha = C.BlendSpec(mode, custom).weight
     frames, rendered, ctf = _scene(1, 1)
-    mask = C.build_masks("face", (H, W), ctf, torch.from_numpy(_to_frame(_mediapipe_face()))[None],
+    mask = build("face", (H, W), ctf, torch.from_numpy(_to_frame(_mediapipe_face()))[None],
                          alpha=alpha)
-    out = C.composite(rendered, frames, ctf, mask, device="cpu")[0].numpy()
+    out = paste(rendered, frames, ctf, mask)[0].numpy()
     x, y = np.round(_to_frame([FACE_C])[0]).astype(int)
     warped = C.warp_to_frame(rendered[0].numpy(), ctf[0], (H, W))[y, x]
     np.testing.assert_allclose(out[y, x], alpha * warped + (1 - alpha) * 0.2, atol=2e-3)
@@ -304,24 +317,24 @@ def test_alpha_blends_render_and_frame_at_the_centre(mode, custom):
 
 def test_source_index_batches_and_progress():
     frames, rendered, ctf = _scene(2, 3)
-    mask = C.build_masks("crop", (H, W), ctf)
+    mask = build("crop", (H, W), ctf)
     calls = []
     idx = torch.tensor([1, 0, 1])
-    out = C.composite(rendered, frames, ctf, mask, source_index=idx, batch_size=2,
-                      progress=lambda done, total: calls.append((done, total)))
+    out = paste(rendered, frames, ctf, mask, source_index=idx, batch_size=2,
+                progress=lambda done, total: calls.append((done, total)))
     assert calls == [(2, 3), (3, 3)]
     for t, s in enumerate(idx.tolist()):
         assert torch.allclose(out[t, 2, 2], frames[s, 2, 2])  # corner: outside the crop
         x, y = np.round(_to_frame([[255.5, 255.5]], ctf[s])[0]).astype(int)
         warped = C.warp_to_frame(rendered[t].numpy(), ctf[s], (H, W))[y, x]
         np.testing.assert_allclose(out[t, y, x].numpy(), warped, atol=2e-3)
-    one_batch = C.composite(rendered, frames, ctf, mask, source_index=idx, batch_size=8)
+    one_batch = paste(rendered, frames, ctf, mask, source_index=idx, batch_size=8)
     assert torch.equal(out, one_batch)
 
 
 def test_interrupt_stops_the_loop():
     frames, rendered, ctf = _scene(1, 3)
-    mask = C.build_masks("crop", (H, W), ctf)
+    mask = build("crop", (H, W), ctf)
     seen = []
 
     def check():
@@ -330,13 +343,13 @@ def test_interrupt_stops_the_loop():
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        C.composite(rendered, frames, ctf, mask, batch_size=1, check_interrupt=check)
+        paste(rendered, frames, ctf, mask, batch_size=1, check_interrupt=check)
     assert len(seen) == 2
 
 
 def test_user_mask_beyond_the_crop_keeps_the_frame():
     frames, rendered, ctf = _scene(1, 1)
-    out = C.composite(rendered, frames, ctf, torch.ones(1, H, W))[0]
+    out = paste(rendered, frames, ctf, torch.ones(1, H, W))[0]
     assert torch.allclose(out[0, 0], frames[0, 0, 0])
     assert torch.allclose(out[H - 1, W - 1], frames[0, 0, 0])
 
@@ -363,10 +376,10 @@ def test_color_match_undoes_a_tint(space):
                           borderMode=cv2.BORDER_REFLECT)
     tinted = _tint(crop, space)
     face = torch.from_numpy(_to_frame(_mediapipe_face()))[None]
-    mask = C.build_masks("face", (H, W), M[None], face)
+    mask = build("face", (H, W), M[None], face)
     args = (torch.from_numpy(tinted)[None], torch.from_numpy(frame)[None], M[None], mask)
-    plain = C.composite(*args)[0].numpy()
-    matched = C.composite(*args, color_match=space)[0].numpy()
+    plain = paste(*args)[0].numpy()
+    matched = paste(*args, color_match=space)[0].numpy()
     inside = mask[0].numpy() > 0.99
     err_plain = np.abs(plain - frame)[inside].mean()
     err_matched = np.abs(matched - frame)[inside].mean()
@@ -386,13 +399,13 @@ def test_lab_round_trip():
 
 def test_composite_shape_errors():
     frames, rendered, ctf = _scene(2, 3)
-    mask = C.build_masks("crop", (H, W), ctf)
+    mask = build("crop", (H, W), ctf)
     with pytest.raises(ShapeError, match="source_index"):
-        C.composite(rendered, frames, ctf, mask)
+        paste(rendered, frames, ctf, mask)
     with pytest.raises(ShapeError):
-        C.composite(rendered, frames, ctf, mask[:, :10], source_index=[0, 1, 1])
+        paste(rendered, frames, ctf, mask[:, :10], source_index=[0, 1, 1])
     with pytest.raises(TalkingHeadError, match="color_match"):
-        C.composite(rendered, frames, ctf, mask, source_index=[0, 1, 1], color_match="hsv")
+        paste(rendered, frames, ctf, mask, source_index=[0, 1, 1], color_match="hsv")
 
 
 def test_every_mode_and_region_is_documented():

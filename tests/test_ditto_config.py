@@ -8,7 +8,8 @@ import torch
 
 from talking_head.pipelines.core.checkpoint_io import load_pickle_safe
 from talking_head.pipelines.ditto import (
-    TINY, ConditionSource, DittoConfig, MotionDecoder, load_ditto)
+    ConditionSource, DittoConfig, MotionDecoder, load_ditto)
+from talking_head.pipelines.ditto.lmdm import TINY
 from talking_head.pipelines.core.errors import (
     CheckpointError, MissingWeightsError, UnsafePickleError)
 

@@ -9,8 +9,13 @@ import pytest
 import torch
 
 from talking_head.pipelines.ditto import (
-    TINY, ConditionSource, DittoConfig, MotionDecoder, eye_attributes, MotionDriver, MotionStream,
-    hubert_features, generate_motion, motion_keypoints, stitch_motion, stream_motion)
+    ConditionSource, DittoConfig, DittoControls, DittoSampling, MotionDecoder, eye_attributes,
+    MotionDriver, MotionStream, hubert_features, generate_motion, stitch_motion, stream_motion)
+from talking_head.pipelines.core.errors import TalkingHeadError
+from talking_head.pipelines.core.runtime import RunContext
+from talking_head.pipelines.ditto.lmdm import TINY
+from talking_head.pipelines.liveportrait.drive import motion_keypoints
+from talking_head.pipelines.liveportrait.stitching import stitch
 from talking_head.pipelines.ditto.audio2motion import WindowFuser, audio2motion_offline, clip_motion
 from talking_head.pipelines.ditto.conditions import ConditionHandler
 from talking_head.pipelines.ditto.sampler import DDIMSampler, NoiseSource
@@ -60,9 +65,9 @@ def _features(n, seed=1):
 def test_seeded_sampler_is_repeatable_and_seed_dependent():
     bundle, src = _bundle(), _portrait()
     feats = _features(150)
-    a = generate_motion(bundle, feats, src, steps=4, seed=11)
-    b = generate_motion(bundle, feats, src, steps=4, seed=11)
-    c = generate_motion(bundle, feats, src, steps=4, seed=12)
+    a = generate_motion(bundle, feats, src, sampling=DittoSampling(steps=4, seed=11))
+    b = generate_motion(bundle, feats, src, sampling=DittoSampling(steps=4, seed=11))
+    c = generate_motion(bundle, feats, src, sampling=DittoSampling(steps=4, seed=12))
     assert a.rows.shape == (150, 265) and a.d0 is None
     assert torch.equal(a.rows, b.rows)
     assert (a.rows - c.rows).abs().max() > 1e-3
@@ -75,7 +80,7 @@ def test_generate_motion_is_the_documented_pipeline():
     cfg = DittoConfig(v_min_max_for_clip=clip)
     bundle, (info, eo, eb) = _bundle(cfg), _portrait()
     feats = _features(100)
-    got = generate_motion(bundle, feats, (info, eo, eb), steps=3, seed=5, emotion="happy")
+    got = generate_motion(bundle, feats, (info, eo, eb), sampling=DittoSampling(steps=3, seed=5, emotion="happy"))
     src = ConditionSource.from_motion(info, eo, eb)
     sampler = DDIMSampler(bundle["lmdm"], 3)
     noise = NoiseSource((80, 265), 3, seed=5)
@@ -84,7 +89,7 @@ def test_generate_motion_is_the_documented_pipeline():
                                WindowFuser(src.kp_cond, 80, 10, False, 3))
     assert torch.equal(got.rows, torch.from_numpy(clip_motion(res, (clip[0], clip[1]))))
     assert got.rows.abs().max() <= 2.0
-    sad = generate_motion(bundle, feats, (info, eo, eb), steps=3, seed=5, emotion="sad")
+    sad = generate_motion(bundle, feats, (info, eo, eb), sampling=DittoSampling(steps=3, seed=5, emotion="sad"))
     assert (sad.rows - got.rows).abs().max() > 1e-4
 
 
@@ -96,10 +101,11 @@ def test_registered_source_and_reference_identity():
     info, eo, eb = _portrait()
     n = 3
     motion = MotionInfo(**{k: v.repeat(n, *([1] * (v.ndim - 1))) for k, v in info.as_dict().items()})
-    src = Source(frames=torch.zeros(n, 8, 8, 3), fps=25.0, crops=torch.zeros(n, 8, 8, 3, dtype=torch.uint8),
+    src = Source(frames=torch.zeros(n, 8, 8, 3, dtype=torch.uint8), fps=25.0,
+                 crops=torch.zeros(n, 8, 8, 3, dtype=torch.uint8),
                  crop_to_frame=torch.eye(3).repeat(n, 1, 1), landmarks=torch.zeros(n, 203, 2),
                  landmark_scheme="lmk203", face_found=torch.ones(n, dtype=torch.bool), motion=motion,
-                 eye_open=torch.tensor([[.1, .1], [.2, .2], [.3, .3]]), eye_ball=torch.zeros(n, 6))
+                 mesh478=torch.rand(n, 478, 3, generator=torch.Generator().manual_seed(1)))
     cs = condition_source(DittoConfig(), src, template_n_frames=2)
     assert cs.eye_open.shape == (2, 2) and np.allclose(cs.sc, info.kp.reshape(-1).numpy())
     ch = {"x_s_info_lst": [{k: v.numpy() * 2 for k, v in info.as_dict().items()}],
@@ -107,14 +113,14 @@ def test_registered_source_and_reference_identity():
     cs_ref = condition_source(DittoConfig(ch_info=ch), src)
     assert np.allclose(cs_ref.sc, 2 * info.kp.reshape(-1).numpy())
     bundle = _bundle()
-    out = generate_motion(bundle, _features(40), src, steps=2)
+    out = generate_motion(bundle, _features(40), src, sampling=DittoSampling(steps=2))
     assert out.rows.shape == (40, 265)
-    with pytest.raises(ValueError, match="register"):
+    with pytest.raises(TalkingHeadError, match="register"):
         condition_source(DittoConfig(), Source(**{**src.__dict__, "motion": None}))
     # a SOURCE registered with the MediaPipe mesh only: eyes computed from it (NaN = no mesh)
     mesh = torch.rand(n, 478, 3, generator=torch.Generator().manual_seed(0))
     mesh[1] = float("nan")
-    meshed = Source(**{**src.__dict__, "eye_open": None, "eye_ball": None, "mesh478": mesh})
+    meshed = Source(**{**src.__dict__, "mesh478": mesh})
     cs = condition_source(DittoConfig(), meshed)
     want_open, _ = eye_attributes(mesh[[0, 2]].numpy())
     assert np.allclose(cs.eye_open[[0, 2]], want_open) and np.allclose(cs.eye_open[1], want_open.mean(0))
@@ -124,10 +130,10 @@ def test_online_generate_equals_streaming_in_any_chunking():
     bundle, src = _bundle(), _portrait()
     feats = _features(93)
     sil = np.zeros((70, 1024), np.float32)
-    whole = generate_motion(bundle, feats, src, online=True, seed=3, silence=sil)
+    whole = generate_motion(bundle, feats, src, silence=sil, sampling=DittoSampling(online=True, seed=3))
     assert whole.online and whole.rows.shape == (93, 265) and whole.d0.shape == (265,)
     pieces = np.split(feats.features.numpy(), [3, 4, 30, 31, 77])
-    parts = list(stream_motion(bundle, pieces, src, features=True, seed=3, silence=sil))
+    parts = list(stream_motion(bundle, pieces, src, features=True, silence=sil, sampling=DittoSampling(seed=3)))
     rows = torch.cat([p.rows for p in parts])
     assert len(rows) >= 93 and torch.equal(rows[:93], whole.rows)
     assert torch.equal(parts[0].d0, whole.d0)
@@ -142,8 +148,7 @@ def test_online_first_frame_needs_no_more_audio_than_the_reference(tmp_path):
     look-ahead frames: 14160 samples (885 ms). Feed 640-sample pieces and record when the
     first motion row appears."""
     enc = lambda chunk: np.tile(chunk[:20, None], (1, 1024)).astype(np.float32)  # noqa
-    stream = MotionStream(_bundle(hubert=enc), _portrait(), steps=2, seed=0,
-                          silence=np.zeros((70, 1024), np.float32))
+    stream = MotionStream(_bundle(hubert=enc), _portrait(), silence=np.zeros((70, 1024), np.float32), sampling=DittoSampling(steps=2, seed=0))
     assert stream.cfg.overlap_v2 == 70 and stream.cfg.sampling_timesteps == 2
     fed, first = 0, None
     x = np.random.default_rng(0).standard_normal(16000 * 2).astype(np.float32) * 0.1
@@ -160,7 +165,7 @@ def test_stream_accepts_any_rate_in_any_pieces():
     from talking_head.pipelines.core.audio import resample
     enc = lambda chunk: np.tile(chunk[:20, None], (1, 1024)).astype(np.float32) * 10  # noqa
     x = torch.randn(48000 * 2, generator=torch.Generator().manual_seed(2)) * 0.1
-    kw = dict(steps=2, seed=0, silence=np.zeros((70, 1024), np.float32))
+    kw = dict(sampling=DittoSampling(steps=2, seed=0), silence=np.zeros((70, 1024), np.float32))
     a = MotionStream(_bundle(hubert=enc), _portrait(), **kw)
     rows_a = [a.push_audio(x[i:i + 1500], 48000) for i in range(0, len(x), 1500)] + [a.finish()]
     b = MotionStream(_bundle(hubert=enc), _portrait(), **kw)
@@ -168,14 +173,15 @@ def test_stream_accepts_any_rate_in_any_pieces():
     ra, rb = np.concatenate(rows_a), np.concatenate(rows_b)
     assert ra.shape == rb.shape and len(ra) >= 50
     assert np.abs(ra - rb).max() < 1e-3
-    with pytest.raises(ValueError, match="48000"):
+    with pytest.raises(TalkingHeadError, match="48000"):
         a.push_audio(x[:100], 16000)
 
 
 def test_interrupt_and_progress_are_honoured():
     bundle, src = _bundle(), _portrait()
     seen = []
-    generate_motion(bundle, _features(150), src, steps=1, progress=lambda d, t: seen.append((d, t)))
+    generate_motion(bundle, _features(150), src, DittoSampling(steps=1),
+                    RunContext(progress=lambda d, t: seen.append((d, t))))
     assert seen[-1] == (3, 3)
 
     class Stop(Exception):
@@ -184,7 +190,7 @@ def test_interrupt_and_progress_are_honoured():
     def interrupt():
         raise Stop()
     with pytest.raises(Stop):
-        generate_motion(bundle, _features(150), src, steps=1, check_interrupt=interrupt)
+        generate_motion(bundle, _features(150), src, DittoSampling(steps=1), RunContext(interrupt=interrupt))
 
 
 def _read_wav(path):
@@ -203,15 +209,15 @@ def test_tiny_end_to_end_on_ten_seconds_of_speech(tmp_path):
     assert feats.features.shape == (n, 1024) and n >= 250
     info, eo, eb = _portrait()
     bundle = _bundle()
-    raw = generate_motion(bundle, feats, (info, eo, eb), steps=5, seed=0, emotion=3)
+    raw = generate_motion(bundle, feats, (info, eo, eb), sampling=DittoSampling(steps=5, seed=0, emotion=3))
     g = torch.Generator().manual_seed(0)
     S = StitchingMLP(STITCH)
     with torch.no_grad():
         for p in S.parameters():
             p.copy_(torch.randn(p.shape, generator=g) * 0.01)
-    motion = stitch_motion(raw, info, DittoConfig(delta_eye_arr=np.full((15, 63), 1e-3, np.float32)),
-                           fade_in=5, fade_out=5, seed=1)
-    kps = motion_keypoints(motion, info, S)
+    motion = stitch_motion(raw, info, DittoConfig(delta_eye_arr=np.full((15, 63), 1e-3, np.float32)), DittoControls(fade_in=5, fade_out=5, seed=1))
+    kps = motion_keypoints(motion, info)
+    kps.x_d = stitch(S, kps.x_s, kps.x_d)
     elapsed = time.perf_counter() - t0
     assert len(motion) == n and kps.x_d.shape == (n, 21, 3) and torch.isfinite(kps.x_d).all()
     # relative motion + fade-in: frame 0 is the portrait itself

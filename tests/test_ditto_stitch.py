@@ -8,7 +8,10 @@ import pytest
 import torch
 
 from talking_head.pipelines.ditto import (
-    DittoConfig, MotionDriver, blink_schedule, fade_controls, motion_keypoints, stitch_motion)
+    DittoConfig, DittoControls, MotionDriver, blink_schedule, fade_controls, stitch_motion)
+from talking_head.pipelines.core.errors import TalkingHeadError
+from talking_head.pipelines.liveportrait.drive import motion_keypoints
+from talking_head.pipelines.liveportrait.stitching import stitch
 from talking_head.pipelines.ditto.motion_layout import SLICES, info_to_row
 from talking_head.pipelines.ditto.motion_stitch import LIP_DIMS
 from talking_head.pipelines.liveportrait.keypoints import bins_to_degrees
@@ -79,12 +82,11 @@ def test_motion_stitch_golden(name, golden, cases, stitch_net):
         src, cfg = vid, DittoConfig(delta_eye_arr=g["delta_eye_arr"], fade_type="d0")
     else:
         src, cfg = img, DittoConfig(relative_d=False, ch_info=ch)
-    motion = stitch_motion(torch.from_numpy(g["motion_rows"]), src, cfg,
-                           reference_quirks=True, **kw)
+    motion = stitch_motion(torch.from_numpy(g["motion_rows"]), src, cfg, DittoControls(reference_quirks=True, **kw))
     pre = motion_keypoints(motion, src)
-    post = motion_keypoints(motion, src, stitch_net)
+    post = stitch(stitch_net, pre.x_s, pre.x_d)
     atol = case["tolerance"]["suggested"]["atol_per_output"]
-    for out, value in (("x_s", pre.x_s), ("x_d_prestitch", pre.x_d), ("x_d", post.x_d)):
+    for out, value in (("x_s", pre.x_s), ("x_d_prestitch", pre.x_d), ("x_d", post)):
         err = float(np.abs(value.numpy() - g[f"{name}.{out}"]).max())
         print(f"GOLDEN motion_stitch.{name} {out} max_err={err:.3g} atol={atol[f'{name}.{out}']}")
         assert err <= atol[f"{name}.{out}"], (out, err)
@@ -128,8 +130,7 @@ def test_pitch_delta_moves_the_decoded_pitch_by_that_many_degrees(portrait, rows
     cfg = DittoConfig()
     base = stitch_motion(rows, portrait, cfg)
     for quirks in (False, True):
-        moved = stitch_motion(rows, portrait, cfg, overall={"delta_pitch": 7.5},
-                              keyframes={3: {"delta_pitch": -4.0}}, reference_quirks=quirks)
+        moved = stitch_motion(rows, portrait, cfg, DittoControls(overall={"delta_pitch": 7.5}, keyframes={3: {"delta_pitch": -4.0}}, reference_quirks=quirks))
         d = (moved.pitch - base.pitch).numpy()
         assert np.allclose(np.delete(d, 3), 7.5, atol=1e-4) and d[3] == pytest.approx(-4.0, abs=1e-4)
     # frame 0 of relative motion is the portrait's own pose
@@ -139,50 +140,47 @@ def test_pitch_delta_moves_the_decoded_pitch_by_that_many_degrees(portrait, rows
 def test_alpha_scales_the_angle_not_the_logits(portrait, rows):
     cfg = DittoConfig()
     base = stitch_motion(rows, portrait, cfg)
-    fixed = stitch_motion(rows, portrait, cfg, overall={"alpha_yaw": 0.5})
+    fixed = stitch_motion(rows, portrait, cfg, DittoControls(overall={"alpha_yaw": 0.5}))
     assert torch.allclose(fixed.yaw, base.yaw * 0.5, atol=1e-4)
-    quirk = stitch_motion(rows, portrait, cfg, overall={"alpha_yaw": 0.5}, reference_quirks=True)
+    quirk = stitch_motion(rows, portrait, cfg, DittoControls(overall={"alpha_yaw": 0.5}, reference_quirks=True))
     assert (quirk.yaw - base.yaw * 0.5).abs().max() > 0.5       # softmax sharpness changed
-    both = stitch_motion(rows, portrait, cfg, overall={"delta_yaw": 2.0, "alpha_yaw": 0.5})
+    both = stitch_motion(rows, portrait, cfg, DittoControls(overall={"delta_yaw": 2.0, "alpha_yaw": 0.5}))
     assert torch.allclose(both.yaw, (base.yaw + 2.0) * 0.5, atol=1e-4)
 
 
 @pytest.mark.parametrize("fade_type", ["", None, "s"])
 def test_fade_in_starts_at_the_source_motion(portrait, rows, fade_type):
     cfg = DittoConfig(delta_eye_arr=np.full((15, 63), 0.01, np.float32))
-    m = stitch_motion(rows, portrait, cfg, fade_in=4, fade_type=fade_type,
-                      fade_keys=("exp", "pitch", "yaw", "roll", "t"), blink_idx=np.arange(12) % 15)
+    m = stitch_motion(rows, portrait, cfg, DittoControls(fade_in=4, fade_type=fade_type, fade_keys=("exp", "pitch", "yaw", "roll", "t"), blink_idx=np.arange(12) % 15))
     for k in ("pitch", "yaw", "roll"):
         assert getattr(m, k)[0].item() == pytest.approx(_deg(getattr(portrait, k)[0]), abs=1e-4)
     assert torch.allclose(m.exp[0], portrait.exp[0], atol=1e-6)
     assert torch.allclose(m.t[0], portrait.t[0], atol=1e-6)
     assert torch.allclose(m.scale[0], portrait.scale[0])
-    plain = stitch_motion(rows, portrait, cfg, blink_idx=np.arange(12) % 15)
+    plain = stitch_motion(rows, portrait, cfg, DittoControls(blink_idx=np.arange(12) % 15))
     assert torch.allclose(m.exp[6:], plain.exp[6:])               # fade over after 4 frames
     assert not torch.allclose(m.exp[1], plain.exp[1])
     # the reference ignored fade_alpha with fade_type ""
-    quirk = stitch_motion(rows, portrait, cfg, fade_in=4, fade_type="", reference_quirks=True,
-                          blink_idx=np.arange(12) % 15)
+    quirk = stitch_motion(rows, portrait, cfg, DittoControls(fade_in=4, fade_type="", reference_quirks=True, blink_idx=np.arange(12) % 15))
     assert torch.allclose(quirk.exp, plain.exp)
 
 
 def test_fade_mixes_pose_in_degrees(portrait, rows):
     cfg = DittoConfig(fade_type="s")
     kf = {5: {"fade_alpha": 0.25, "fade_out_keys": ["pitch"]}}
-    m = stitch_motion(rows, portrait, cfg, overall={"delta_pitch": 3.0}, keyframes=kf)
-    unfaded = stitch_motion(rows, portrait, cfg, overall={"delta_pitch": 3.0})
+    m = stitch_motion(rows, portrait, cfg, DittoControls(overall={"delta_pitch": 3.0}, keyframes=kf))
+    unfaded = stitch_motion(rows, portrait, cfg, DittoControls(overall={"delta_pitch": 3.0}))
     want = 0.25 * unfaded.pitch[5].item() + 0.75 * _deg(portrait.pitch[0])
     assert m.pitch[5].item() == pytest.approx(want, abs=1e-4)
-    quirk = stitch_motion(rows, portrait, cfg, overall={"delta_pitch": 3.0}, keyframes=kf,
-                          reference_quirks=True)
+    quirk = stitch_motion(rows, portrait, cfg, DittoControls(overall={"delta_pitch": 3.0}, keyframes=kf, reference_quirks=True))
     assert abs(quirk.pitch[5].item() - want) > 0.1           # degrees mixed with logits
 
 
 def test_vad_pulls_only_driven_expression(portrait, rows):
     cfg = DittoConfig(delta_eye_arr=np.full((15, 63), 0.01, np.float32))
     blinks = np.full(12, 7)
-    base = stitch_motion(rows, portrait, cfg, blink_idx=blinks)
-    vad = stitch_motion(rows, portrait, cfg, blink_idx=blinks, overall={"vad_alpha": 0.0})
+    base = stitch_motion(rows, portrait, cfg, DittoControls(blink_idx=blinks))
+    vad = stitch_motion(rows, portrait, cfg, DittoControls(blink_idx=blinks, overall={"vad_alpha": 0.0}))
     lips = torch.as_tensor(LIP_DIMS)
     assert torch.allclose(vad.exp.reshape(12, 63)[:, lips], portrait.exp.reshape(1, 63)[:, lips]
                           .expand(12, -1), atol=1e-6)
@@ -202,7 +200,7 @@ def test_video_source_drives_only_the_lips(rows):
         "t": torch.from_numpy(rng.normal(0, .02, (n, 3)).astype(np.float32)),
         "exp": torch.from_numpy(rng.normal(0, .02, (n, 63)).astype(np.float32)),
         "scale": torch.full((n, 1), 1.4), "kp": torch.from_numpy(rng.normal(0, .25, (n, 63)).astype(np.float32))})
-    m = stitch_motion(rows, src, DittoConfig(), preserve_motion=True)
+    m = stitch_motion(rows, src, DittoConfig(), DittoControls(preserve_motion=True))
     assert m.source_index.tolist() == [0, 1, 2, 3, 4, 4, 3, 2, 1, 0, 0, 1]
     exp_src = src.exp.reshape(n, 63)[m.source_index]
     exp_gen = rows[:, SLICES["exp"]]
@@ -214,7 +212,7 @@ def test_video_source_drives_only_the_lips(rows):
     assert torch.allclose(got[:, lips], (exp_src + exp_gen - exp_gen[0])[:, lips], atol=1e-6)
     assert torch.allclose(m.pitch, torch.tensor([_deg(src.pitch[i]) for i in m.source_index]), atol=1e-4)
     # template_n_frames: only the first 2 frames are used
-    m2 = stitch_motion(rows, src, DittoConfig(), template_n_frames=2)
+    m2 = stitch_motion(rows, src, DittoConfig(), DittoControls(template_n_frames=2))
     assert m2.source_index.tolist() == [0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0]
 
 
@@ -231,11 +229,11 @@ def test_blink_schedule_is_seeded_and_ends_open():
 
 def test_streamed_driver_equals_whole_clip_and_controls_are_checked(portrait, rows):
     cfg = DittoConfig(delta_eye_arr=np.full((15, 63), 0.01, np.float32))
-    whole = stitch_motion(rows, portrait, cfg, fade_in=3, keyframes={7: {"delta_yaw": 3}}, seed=5)
-    drv = MotionDriver(portrait, cfg, fade_in=3, keyframes={7: {"delta_yaw": 3}}, seed=5)
+    whole = stitch_motion(rows, portrait, cfg, DittoControls(fade_in=3, keyframes={7: {"delta_yaw": 3}}, seed=5))
+    drv = MotionDriver(portrait, cfg, controls=DittoControls(fade_in=3, keyframes={7: {"delta_yaw": 3}}, seed=5))
     parts = [drv.push(rows[:5]), drv.push(rows[5:])]
     assert torch.allclose(torch.cat([p.yaw for p in parts]), whole.yaw)
     assert torch.allclose(torch.cat([p.exp for p in parts]), whole.exp)
-    with pytest.raises(ValueError, match="unknown motion control"):
-        stitch_motion(rows, portrait, cfg, keyframes={2: {"delta_pich": 3}})
+    with pytest.raises(TalkingHeadError, match="unknown motion control"):
+        stitch_motion(rows, portrait, cfg, DittoControls(keyframes={2: {"delta_pich": 3}}))
     assert fade_controls(20, 5, 5)[14] == {"fade_alpha": 1.0}

@@ -14,7 +14,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from talking_head.pipelines.core import media
+from talking_head.pipelines.core import images, media
 from tests import fake_models
 from tests.paths import FIXTURES, ROOT, needs_shared
 
@@ -39,7 +39,7 @@ def portrait(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("portrait") / "portrait.png")
     from PIL import Image
 
-    Image.fromarray(media.to_uint8(frame)).save(path)
+    Image.fromarray(images.to_uint8(frame)).save(path)
     return path, frame
 
 
@@ -54,11 +54,13 @@ def speech_1s(tmp_path_factory):
 @pytest.fixture(scope="module")
 def face(models_root, portrait):
     """Where the face of the canvas is: (crop_to_frame 3x3, MediaPipe 478 landmarks)."""
-    from talking_head.pipelines.app import sources as source_ops
+    from talking_head.pipelines import face
+    from talking_head.pipelines.face.register import register_source
 
-    detector = source_ops.make_detector("mediapipe", {"aux": [os.path.join(models_root, "talking_head_aux")]})
-    src = source_ops.register_source(portrait[1][None], 25.0, detector)
-    source_ops.close_detectors()
+    folder = os.path.join(models_root, "talking_head_aux", "mediapipe")
+    detector = face.MediaPipeFaceDetector.from_folder(folder)
+    src = register_source(portrait[1][None], 25.0, detector)
+    detector.close()
     return src.crop_to_frame[0].numpy(), src.landmarks[0].numpy()
 
 
@@ -92,14 +94,15 @@ def synthetic_face_video(path: str, seconds: float, fps, size: int = 256, audio:
     if audio:
         t = np.arange(int(seconds * 16000)) / 16000
         wav = (0.2 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
-    return media.write_video(path, frames, fps, wav, 16000 if audio else None, preset="ultrafast")
+    track = media.AudioTrack.of(wav, 16000) if audio else None
+    return media.write_video(path, frames, fps, track, media.EncodeSettings(preset="ultrafast"))
 
 
 def run_cli(models_root, *args):
-    env = dict(os.environ, TALKING_HEAD_MODELS=models_root, TALKING_HEAD_TINY_MODELS="1",
-               PYTHONPATH=ROOT)
-    proc = subprocess.run([sys.executable, "-m", "pipelines", "render", *args, "--preset", "ultrafast"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    env = dict(os.environ, TALKING_HEAD_MODELS=models_root)
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "tiny_cli.py"), "render", *args,
+                           "--preset", "ultrafast"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     return proc

@@ -10,6 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
+from talking_head.pipelines.core.runtime import RunContext
+from talking_head.pipelines.face import TrackSettings
 from talking_head.pipelines.core.errors import MediaError, NoFaceError
 from talking_head.pipelines.face import (
     MediaPipeFaceDetector, crop_inputs_256, draw_preview, rect_from_eyes, register_faces,
@@ -117,8 +119,8 @@ def test_video_with_noise_frames_is_tracked_smoothly(detector, portrait):
         frame = cv2.warpAffine(portrait, m, (512, 512), borderMode=cv2.BORDER_REPLICATE)
         frames.append(rng.integers(0, 256, frame.shape, np.uint8) if i in noise_frames else frame)
     calls = []
-    track = register_faces(np.stack(frames), detector, smooth_window=5,
-                           progress=lambda done, total: calls.append((done, total)))
+    track = register_faces(np.stack(frames), detector, TrackSettings(smooth_window=5),
+                           RunContext(progress=lambda done, total: calls.append((done, total))))
     assert calls[-1] == (n, n) and len(calls) == n
     for i in range(n):
         expected = "reused" if i in noise_frames else "detected"
@@ -162,7 +164,7 @@ def test_grayscale_rgba_tiny_and_huge_inputs(detector, portrait, portrait_track)
     tiny = cv2.resize(portrait, (32, 32), interpolation=cv2.INTER_AREA)
     with pytest.raises(NoFaceError, match="manual_box"):
         register_faces(tiny, detector)
-    t = register_faces(tiny, detector, manual_box=(11, 8, 12, 14))
+    t = register_faces(tiny, detector, settings=TrackSettings(manual_box=(11, 8, 12, 14)))
     assert t.kinds == ["manual"] and t.crops512.shape == (1, 512, 512, 3)
 
     # 4000x3000: detected on a 1280 copy, mapped back to full-resolution pixels
@@ -182,7 +184,7 @@ def test_no_face_needs_a_manual_box(detector):
     with pytest.raises(NoFaceError, match="manual_box"):
         register_faces(noise, detector)
     box = (60, 50, 100, 120)
-    t = register_faces(noise, detector, manual_box=box)
+    t = register_faces(noise, detector, settings=TrackSettings(manual_box=box))
     assert t.kinds == ["manual", "manual"] and not t.face_found.any()
     # the box is taken as the landmark extent: side x2.3, centre moved up by 0.125 side
     side = 120 * 2.3
@@ -192,10 +194,10 @@ def test_no_face_needs_a_manual_box(detector):
     eyes = t.landmarks[0][list(MP478_IRIS)]
     assert np.all((eyes >= (60, 50)) & (eyes <= (160, 170)))
     # manual eye points rotate the crop so the eye line is level
-    t = register_faces(noise, detector, manual_box=box, manual_eyes=((90, 100), (130, 90)))
+    t = register_faces(noise, detector, settings=TrackSettings(manual_box=box, manual_eyes=((90, 100), (130, 90))))
     eyes_in_crop = transform_points(np.array([[90, 100], [130, 90]]), t.frame_to_crop[0])
     assert abs(eyes_in_crop[0, 1] - eyes_in_crop[1, 1]) < 1e-2
-    fallback = register_faces(noise, detector, whole_image_fallback=True)
+    fallback = register_faces(noise, detector, settings=TrackSettings(whole_image_fallback=True))
     assert fallback.kinds == ["fallback"] * 2 and "WARNING" in fallback.notes[0]
 
 

@@ -2,6 +2,8 @@
 import numpy as np
 import pytest
 
+from talking_head.pipelines.core.runtime import RunContext
+from talking_head.pipelines.face import TrackSettings
 from talking_head.pipelines.core.errors import MediaError, MissingWeightsError, NoFaceError
 from talking_head.pipelines.face import (
     FaceObservation, centered_moving_average, mediapipe_model_paths, rect_from_landmarks,
@@ -51,7 +53,7 @@ def test_leading_and_middle_misses_reuse_the_nearest_good_frame():
     script = [None, None, (0, 0), (2, 0), None, (6, 0)]
     det = ScriptedDetector(script)
     # track_regions off so every frame costs exactly one call, in order
-    track = register_faces(_frames(6), det, smooth_window=1, track_regions=False)
+    track = register_faces(_frames(6), det, settings=TrackSettings(smooth_window=1, track_regions=False))
     assert track.kinds == ["reused", "reused", "detected", "detected", "reused", "detected"]
     assert track.face_found.tolist() == [False, False, True, True, False, True]
     cx = track.rects[:, 0]
@@ -67,9 +69,9 @@ def test_smoothing_follows_linear_motion_without_lag_and_removes_jitter():
     jitter = rng.normal(0, 1.0, (n, 2))
     jitter[[0, -1]] = 0
     det = ScriptedDetector([(3.0 * i + jitter[i, 0], jitter[i, 1]) for i in range(n)])
-    raw = register_faces(_frames(n), det, smooth_window=1, track_regions=False).rects
+    raw = register_faces(_frames(n), det, settings=TrackSettings(smooth_window=1, track_regions=False)).rects
     det = ScriptedDetector([(3.0 * i + jitter[i, 0], jitter[i, 1]) for i in range(n)])
-    smooth = register_faces(_frames(n), det, smooth_window=7, track_regions=False).rects
+    smooth = register_faces(_frames(n), det, settings=TrackSettings(smooth_window=7, track_regions=False)).rects
     truth = raw[0, 0] + 3.0 * np.arange(n)
     raw_err, smooth_err = np.abs(raw[:, 0] - truth), np.abs(smooth[:, 0] - truth)
     assert smooth_err.max() < 2.0 and smooth_err.mean() < 0.6 * raw_err.mean()
@@ -86,18 +88,18 @@ def test_ditto_style_moving_average_truncates_at_the_ends():
 
 def test_stray_eye_only_detection_is_ignored():
     det = ScriptedDetector([(0, 0), ("eyes", (150, 100)), (0, 0)])
-    track = register_faces(_frames(3, 400), det, smooth_window=1, track_regions=False)
+    track = register_faces(_frames(3, 400), det, settings=TrackSettings(smooth_window=1, track_regions=False))
     assert track.kinds == ["detected", "reused", "detected"]
     assert any("eye-only" in note for note in track.notes)
     det = ScriptedDetector([(0, 0), ("eyes", (1, 0)), (0, 0)])
-    track = register_faces(_frames(3, 400), det, smooth_window=1, track_regions=False)
+    track = register_faces(_frames(3, 400), det, settings=TrackSettings(smooth_window=1, track_regions=False))
     assert track.kinds == ["detected", "eyes", "detected"] and track.face_found.all()
 
 
 def test_progress_interrupt_and_manual_input_checks():
     calls = []
-    track = register_faces(_frames(3), None, manual_box=[(50, 60, 100, 110)] * 3,
-                           progress=lambda d, t: calls.append((d, t)))
+    track = register_faces(_frames(3), None, TrackSettings(manual_box=[(50, 60, 100, 110)] * 3),
+                           RunContext(progress=lambda d, t: calls.append((d, t))))
     assert calls == [(1, 3), (2, 3), (3, 3)] and track.kinds == ["manual"] * 3
 
     class Stop(Exception):
@@ -107,11 +109,11 @@ def test_progress_interrupt_and_manual_input_checks():
         raise Stop()
 
     with pytest.raises(Stop):
-        register_faces(_frames(2), None, manual_box=(50, 60, 100, 110), check_interrupt=interrupt)
+        register_faces(_frames(2), None, TrackSettings(manual_box=(50, 60, 100, 110)), RunContext(interrupt=interrupt))
     with pytest.raises(MediaError, match="manual_box"):
-        register_faces(_frames(2), None, manual_box=(50, 60, 100))
+        register_faces(_frames(2), None, settings=TrackSettings(manual_box=(50, 60, 100)))
     with pytest.raises(MediaError, match="outside"):
-        register_faces(_frames(2), None, manual_box=(500, 60, 100, 110))
+        register_faces(_frames(2), None, settings=TrackSettings(manual_box=(500, 60, 100, 110)))
     with pytest.raises(NoFaceError, match="manual_box"):
         register_faces(_frames(2), ScriptedDetector([None]))
 

@@ -127,10 +127,12 @@ def test_host_path_uses_comfyui(fake_comfy):
 def test_host_device_dtype_progress_interrupt(fake_comfy):
     assert host.torch_dtype("auto", torch.device("cuda")) == torch.float16
     assert "fp16?" in fake_comfy.calls
-    bar = host.Progress(4)
-    bar.update()
-    bar(3)
+    bar = host.Progress("test")
+    bar(1, 4)
+    bar(3, 4)
     assert ("bar", 4) in fake_comfy.calls and ("at", 1) in fake_comfy.calls and ("at", 3) in fake_comfy.calls
+    ctx = host.context("test")
+    assert ctx.interrupt is host.check_interrupt and isinstance(ctx.progress, host.Progress)
     host.check_interrupt()
     fake_comfy.mm.interrupted = True
     with pytest.raises(fake_comfy.mm.InterruptProcessingException):

@@ -155,7 +155,7 @@ def _nets(seed=0):
 
 
 def _motion(n=4, **kw):
-    return K.motion_from_info(_info(11, n), fps=25.0, **kw)
+    return K.motion_from_info(_info(11, n), fps=25.0).replace(**kw)
 
 
 def test_multiplier_expression_friendly_and_stitching():

@@ -9,7 +9,8 @@ from talking_head.pipelines.liveportrait import loader as L
 from talking_head.pipelines.liveportrait import render as R
 from talking_head.pipelines.liveportrait.keypoints import (
     DriveOptions, drive_keypoints, motion_from_info)
-from talking_head.pipelines.core.types import ModelBundle
+from talking_head.pipelines.core.runtime import RunContext
+from talking_head.pipelines.core.types import ModelBundle, Source
 from tests.fakes import seeded_init_
 
 T = 8
@@ -29,12 +30,13 @@ def run():
     bundle = seeded_bundle()
     imgs = torch.rand(T + 1, 3, 256, 256, generator=torch.Generator().manual_seed(1))
     calls = []
+    ctx = RunContext(progress=lambda done, total: calls.append((done, total)))
     f_s = R.extract_appearance(bundle, imgs[:1])
     src = R.extract_motion(bundle, imgs[:1])
-    drv = R.extract_motion(bundle, imgs[1:], batch_size=3, progress=calls.append)
+    drv = R.extract_motion(bundle, imgs[1:], ctx, batch_size=3)
     kp = drive_keypoints(src, motion_from_info(drv, fps=25.0), DriveOptions(), bundle)
-    warped = R.warp_features(bundle, f_s, kp.x_s, kp.x_d, batch_size=3, progress=calls.append)
-    frames = R.decode(bundle, warped, batch_size=3, progress=calls.append)
+    warped = R.warp_features(bundle, f_s, kp.x_s, kp.x_d, ctx, batch_size=3)
+    frames = R.decode(bundle, warped, ctx, batch_size=3)
     return dict(bundle=bundle, imgs=imgs, f_s=f_s, drv=drv, kp=kp, warped=warped,
                 frames=frames, calls=calls)
 
@@ -48,7 +50,7 @@ def test_end_to_end_shapes_dtypes_and_progress(run):
     assert frames.shape == (T, 512, 512, 3) and frames.dtype == torch.float32
     assert frames.device.type == "cpu" and 0 <= frames.min() and frames.max() <= 1
     assert frames.std() > 1e-3 and (frames[1] - frames[T - 1]).abs().max() > 1e-4
-    assert run["calls"] == [3, 6, 8] * 3
+    assert run["calls"] == [(3, 8), (6, 8), (8, 8)] * 3
 
 
 def test_chunking_does_not_change_results(run):
@@ -74,7 +76,12 @@ def test_chunking_does_not_change_results(run):
 
 def test_render_streams_warp_and_decode(run):
     bundle, kp = run["bundle"], run["kp"]
-    out = R.render(bundle, run["f_s"], kp.x_s[:4], kp.x_d[:4], batch_size=2)
+    source = Source(frames=torch.zeros(1, 8, 8, 3, dtype=torch.uint8), fps=25.0,
+                    crops=torch.zeros(1, 512, 512, 3, dtype=torch.uint8),
+                    crop_to_frame=torch.eye(3, dtype=torch.float64)[None], landmarks=torch.zeros(1, 478, 2),
+                    landmark_scheme="mediapipe478", face_found=torch.ones(1, dtype=torch.bool),
+                    appearance=run["f_s"])
+    out = R.render(bundle, source, kp, slice(0, 4), batch_size=2)
     warped = R.warp_features(bundle, run["f_s"], kp.x_s[:4], kp.x_d[:4], out_dtype=torch.float32)
     torch.testing.assert_close(out, R.decode(bundle, warped), rtol=0, atol=5e-5)
     # the stored fp16 warped features cost little next to fp32 ones
@@ -92,8 +99,8 @@ def test_interrupt_stops_between_chunks(run):
             raise Stop
 
     with pytest.raises(Stop):
-        R.decode(run["bundle"], run["warped"], batch_size=2, progress=seen.append,
-                 check_interrupt=check)
+        R.decode(run["bundle"], run["warped"], RunContext(progress=lambda d, t: seen.append(d), interrupt=check),
+                 batch_size=2)
     assert seen == [2]
 
 

@@ -66,7 +66,8 @@ def test_image_looped_over_speech_gives_h264_aac_of_audio_length(tmp_path):
     wav = media.read_audio(os.path.join(FIXTURES, "speech_16k.wav"))
     seconds = len(wav) / 16000
     n = round(seconds * 25)
-    out = media.write_video(str(tmp_path / "out.mp4"), (img for _ in range(n)), 25, wav, 16000)
+    out = media.write_video(str(tmp_path / "out.mp4"), (img for _ in range(n)), 25,
+                            media.AudioTrack.of(wav, 16000))
     _assert_h264_aac(out, seconds, Fraction(25), frames=n)
 
 
@@ -82,7 +83,8 @@ def test_ntsc_video_round_trip_keeps_rate_and_audio_length(tmp_path):
     seconds = video.audio.shape[-1] / video.sample_rate
     n = round(seconds * float(video.fps))
     frames = (video.frames[i % len(video.frames)] for i in range(n))
-    out = media.write_video(str(tmp_path / "out.mp4"), frames, video.fps, video.audio, video.sample_rate)
+    out = media.write_video(str(tmp_path / "out.mp4"), frames, video.fps,
+                            media.AudioTrack.of(video.audio, video.sample_rate))
     _assert_h264_aac(out, seconds, Fraction(30000, 1001), frames=n)
 
 

@@ -3,7 +3,8 @@ MuseTalk exactly like the built-in diffusers VAE when both hold the same weights
 import numpy as np
 import torch
 
-from talking_head.pipelines.musetalk import TINY_CONFIGS, ExternalVAE
+from talking_head.pipelines.musetalk import ExternalVAE
+from talking_head.pipelines.musetalk.models import TINY_CONFIGS
 from talking_head.pipelines.musetalk.latents import decode_latents, encode_latents
 from tests.fakes import seeded_init_
 

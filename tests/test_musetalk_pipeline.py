@@ -11,8 +11,9 @@ import torch
 
 from talking_head.pipelines.core.errors import NoFaceError
 from talking_head.pipelines.musetalk import (
-    TINY_CONFIGS, blend, face_boxes, frame_schedule, generate, load_musetalk, placed_frames,
+    AvatarSettings, blend, face_boxes, frame_schedule, generate, load_musetalk, placed_frames,
     positional_encoding, prepare_avatar, whisper_features, with_blend_settings)
+from talking_head.pipelines.musetalk.models import TINY_CONFIGS
 from talking_head.pipelines.musetalk import blending as B
 from tests.fakes import entries_of, write_fake
 
@@ -86,7 +87,7 @@ def test_tiny_end_to_end(bundle, source):
     feats = whisper_features(bundle, _speech(0.7, 0), fps=25)
     assert feats.features.shape == (17, 50, 32)  # floor(0.7*25) frames, 10 steps x 5 states
 
-    avatar = prepare_avatar(bundle, frames, boxes, found, parsing_mode="jaw", batch_size=2)
+    avatar = prepare_avatar(bundle, frames, boxes, found, settings=AvatarSettings(parsing_mode="jaw"), batch_size=2)
     # independent latent check: crop, black lower half, VAE posterior mode, x 0.18215
     vae = bundle["vae"]
     u8 = np.rint(frames[0] * 255).astype(np.uint8)
@@ -115,7 +116,7 @@ def test_tiny_end_to_end(bundle, source):
 
     # blend with a synthetic "all skin" parsing so the mask is non-trivial
     avatar.parsing[:] = B.SKIN
-    avatar = with_blend_settings(avatar, parsing_mode="raw")
+    avatar = with_blend_settings(avatar, AvatarSettings(parsing_mode="raw"))
     out, masks = blend(avatar, faces, return_masks=True)
     assert out.shape == (17, H, W, 3) and masks.shape == (17, H, W)
     src = torch.from_numpy(np.rint(frames * 255).astype(np.uint8))[torch.from_numpy(sched)]
@@ -163,7 +164,7 @@ def test_avatar_is_reused_across_audio_clips(bundle, source):
         faces_b = generate(bundle, avatar, clip_b, batch_size=4)
         again = generate(bundle, avatar, clip_a, batch_size=4)
         rebatched = generate(bundle, avatar, clip_a, batch_size=3)
-        with_blend_settings(avatar, parsing_mode="raw", blur_ratio=0.1)
+        with_blend_settings(avatar, AvatarSettings(parsing_mode="raw", blur_ratio=0.1))
     finally:
         del vae.encode, vae.decode, parser.forward
     assert counts["encode"] == 4 and counts["parse"] == 2               # nothing recomputed
@@ -178,8 +179,8 @@ def test_avatar_is_reused_across_audio_clips(bundle, source):
 def test_seeded_latents_are_reproducible_and_batch_independent(bundle, source):
     frames, boxes, found = source
     mean = prepare_avatar(bundle, frames, boxes, found).latents
-    a = prepare_avatar(bundle, frames, boxes, found, seed=7, batch_size=1).latents
-    b = prepare_avatar(bundle, frames, boxes, found, seed=7, batch_size=8).latents
+    a = prepare_avatar(bundle, frames, boxes, found, settings=AvatarSettings(seed=7), batch_size=1).latents
+    b = prepare_avatar(bundle, frames, boxes, found, settings=AvatarSettings(seed=7), batch_size=8).latents
     assert torch.allclose(a, b, atol=1e-6)
     assert not torch.allclose(a[0], mean[0])
     assert torch.equal(a[1], torch.zeros_like(a[1]))  # faceless frames are not encoded
@@ -194,7 +195,7 @@ def test_no_face_anywhere_is_an_actionable_error(bundle, source):
 def test_prepare_from_landmarks_with_bbox_shift(bundle, source):
     frames, boxes, found = source
     lms = np.stack([_landmarks(72, 80, 40, 50), np.full((68, 2), np.nan), _landmarks(70, 82, 38, 50)])
-    avatar = prepare_avatar(bundle, frames, landmarks=lms, bbox_shift=3)
+    avatar = prepare_avatar(bundle, frames, landmarks=lms, settings=AvatarSettings(bbox_shift=3))
     assert avatar.face_found.tolist() == found.tolist()
     assert np.array_equal(avatar.boxes[found, 1], boxes[found, 1] + 6)   # top moves by 2*shift
     assert np.array_equal(avatar.boxes[found, 3], boxes[found, 3])       # chin + margin stays

@@ -5,6 +5,9 @@
     python -m pipelines render ditto --source face.png --audio speech.wav --out out.mp4
     python -m pipelines render musetalk --source clip.mp4 --audio speech.wav --out out.mp4
     python -m pipelines render liveportrait --source face.png --driving drive.mp4 --out out.mp4
+
+Arguments are declared without importing torch or any model code, so ``--help`` and a
+wrong choice answer at once; the heavy imports happen when a command runs.
 """
 from __future__ import annotations
 
@@ -12,14 +15,12 @@ import argparse
 import importlib
 import sys
 
-from ..core import weights
-from ..core.errors import TalkingHeadError
-
 RENDERERS = {  # family -> module of this package with add_arguments(parser) and run(args)
     "ditto": "render_ditto",
     "musetalk": "render_musetalk",
     "liveportrait": "render_liveportrait",
 }
+FAMILIES = ("ditto", "liveportrait", "musetalk", "aux")
 
 
 def _renderer(family: str):
@@ -27,9 +28,12 @@ def _renderer(family: str):
 
 
 def cmd_doctor(_args) -> int:
+    import subprocess
+
     import torch
 
-    from ..core import media, runtime
+    from ..core import media, runtime, weights
+    from ..core.errors import TalkingHeadError
 
     ok = True
     print(f"python  {sys.version.split()[0]}  torch {torch.__version__}  threads {torch.get_num_threads()}")
@@ -37,8 +41,6 @@ def cmd_doctor(_args) -> int:
     print(f"device  {dev}" + (f" ({torch.cuda.get_device_name(0)})" if dev.type == "cuda" else ""))
     try:
         exe = media.ffmpeg_exe()
-        import subprocess
-
         enc = subprocess.run([exe, "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
         have = [e for e in ("libx264", "h264_nvenc", "aac") if f" {e} " in enc]
         print(f"ffmpeg  {exe}\n        encoders: {', '.join(have)}")
@@ -62,6 +64,8 @@ def cmd_doctor(_args) -> int:
 
 
 def cmd_download(args) -> int:
+    from ..core import weights
+
     families = weights.FAMILIES if args.family == "all" else (args.family,)
     for family in families:
         for fam in (family, *weights.NEEDS[family]):
@@ -75,23 +79,27 @@ def cmd_download(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipelines",
-                                     description="Talking-head video without ComfyUI.")
-    sub = parser.add_subparsers(dest="command", required=True)
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m pipelines",
+                                  description="Talking-head video without ComfyUI.")
+    sub = top.add_subparsers(dest="command", required=True)
     sub.add_parser("doctor", help="check ffmpeg, torch device and which weights are present")
     p = sub.add_parser("download", help="download a family's weights into the models folder")
-    p.add_argument("family", choices=(*weights.FAMILIES, "all"))
+    p.add_argument("family", choices=(*FAMILIES, "all"))
     p.add_argument("--group", help="file set within the family (e.g. official, safetensors)")
     r = sub.add_parser("render", help="render a talking-head video")
     rsub = r.add_subparsers(dest="family", required=True)
     for family in RENDERERS:
-        try:
-            module = _renderer(family)
-        except ModuleNotFoundError:  # a family whose pipeline is not installed in this build
-            continue
+        module = _renderer(family)
         module.add_arguments(rsub.add_parser(family, help=module.__doc__.strip().splitlines()[0]))
-    args = parser.parse_args(argv)
+    return top
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    from ..core.errors import TalkingHeadError
+    from . import models
+
     try:
         if args.command == "doctor":
             return cmd_doctor(args)
@@ -105,9 +113,7 @@ def main(argv=None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     finally:
-        from .sources import close_detectors
-
-        close_detectors()
+        models.close_detectors()
 
 
 if __name__ == "__main__":

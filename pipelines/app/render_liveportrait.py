@@ -4,48 +4,48 @@
 """
 from __future__ import annotations
 
-from . import animate, common as cli_common, models, render_video
-from ..core import runtime
-from . import sources as source_ops
+from ..core import choices
+from . import common
 
 
 def add_arguments(p) -> None:
-    cli_common.add_source_args(p)
+    common.add_source_args(p)
     p.add_argument("--driving", required=True, help="driving video (its audio goes into the output)")
-    p.add_argument("--layout", default="auto", choices=models.LP_LAYOUTS)
+    p.add_argument("--layout", default="auto", choices=choices.LP_LAYOUTS)
     p.add_argument("--motion", default="relative", choices=("relative", "absolute"))
     p.add_argument("--driving-option", default="expression-friendly",
                    choices=("expression-friendly", "pose-friendly"))
     p.add_argument("--multiplier", type=float, default=1.0)
-    p.add_argument("--length", default="cycle", choices=animate.LENGTH_MODES,
+    p.add_argument("--length", default="cycle", choices=choices.LENGTH_MODES,
                    help="source video vs driving video length mismatch")
     p.add_argument("--no-stitching", action="store_true")
-    cli_common.add_blend_args(p)
+    common.add_blend_args(p)
 
 
 def run(args) -> int:
-    roots = cli_common.roots(args)
-    device, dtype = cli_common.device_dtype(args)
-    renderer = models.load_liveportrait(args.layout, roots, args.download, device, dtype)
-    detector = source_ops.make_detector("mediapipe", roots, args.download)
-    frames, fps, _, _ = cli_common.read_source(args.source, args.max_frames)
-    box = source_ops.parse_box(args.manual_box)
-    source = source_ops.register_source(frames, fps, detector, renderer, manual_box=box,
-                                        progress=cli_common.progress("source"),
-                                        check_interrupt=runtime.check_interrupt)
-    drv_frames, drv_fps, audio, rate = cli_common.read_source(args.driving)
-    motion, _ = animate.driving_motion(
-        drv_frames, drv_fps, len(source), detector, renderer, args.length, args.motion == "relative",
-        args.driving_option == "expression-friendly", args.multiplier,
-        progress=cli_common.progress("driving"), check_interrupt=runtime.check_interrupt)
-    n_out = len(motion)
-    keypoints = animate.keypoints_for(source, motion, renderer, stitching=not args.no_stitching)
-    if audio is not None:  # the driving video's sound, cut to the rendered length
-        from ..core.audio import fit_length
+    from ..core.motion import DrivingSpec
+    from ..face import TrackSettings
+    from ..face.register import parse_box
+    from ..liveportrait.drive import StitchOptions, keypoints_for
+    from ..liveportrait.video import stream_video
+    from . import models, steps
 
-        audio = fit_length(audio, int(round(n_out / drv_fps * rate)))
-    render_video.write(args.out, source, keypoints, renderer, audio, rate, args.blend, args.region,
-                       args.alpha, args.feather, "liveportrait", args.color_match, args.crf, args.preset,
-                       progress=cli_common.progress("render"), check_interrupt=runtime.check_interrupt)
-    print(args.out)
+    spec = common.blend_spec(args, "liveportrait")
+    roots, ctx = common.roots(args), common.context(args)
+    renderer = models.load_liveportrait(args.layout, roots, args.download, ctx)
+    detector = models.detector("mediapipe", roots, args.download)
+    frames, fps, _ = common.read_source(args.source, args.max_frames)
+    settings = TrackSettings(manual_box=parse_box(args.manual_box))
+    source = steps.register(frames, fps, detector, renderer, settings,
+                            ctx.with_progress(common.progress("source")))
+    drv_frames, drv_fps, audio = common.read_source(args.driving)
+    options = steps.DrivingOptions(args.length, DrivingSpec(
+        args.motion == "relative", args.driving_option == "expression-friendly", args.multiplier))
+    motion, _ = steps.driving_motion(drv_frames, drv_fps, len(source), detector, renderer, options,
+                                     ctx.with_progress(common.progress("driving")))
+    keypoints = keypoints_for(source, motion, renderer, StitchOptions(stitching=not args.no_stitching))
+    frames_out = stream_video(renderer, source, keypoints, spec,
+                              ctx.with_progress(common.progress("render")))
+    # the driving video's sound, cut to the rendered length
+    print(common.write(args, frames_out, drv_fps, len(keypoints), audio, ctx))
     return 0

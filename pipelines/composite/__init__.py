@@ -1,6 +1,6 @@
-"""Paste-back and blend modes: put the rendered 512 face crops back into the frames.
+"""Paste-back and blend modes: put the rendered face crops back into the frames.
 
-Blend modes (``mode`` -> the render's weight ``alpha`` inside the region):
+Blend modes (``BlendSpec.mode`` -> the render's weight inside the region):
 
 * ``replace`` (1.0): the render fully replaces the region. With region ``crop`` this is
   the original LivePortrait / Ditto paste-back (the whole crop square, official
@@ -30,19 +30,19 @@ channel of the render to the original's mean and std inside the mask.
 Defaults (replace + crop, no feather, no colour matching) reproduce the original
 paste-back. ``reference`` holds the bit-exact cv2 paths used by the golden tests.
 """
-from .blend import (
-    AUTO_FEATHER_CROP_PX, MODE_HELP, MODES, REGION_HELP, REGIONS, build_masks, composite,
-    frame_index, resolve_alpha)
+from .blend import AUTO_FEATHER_CROP_PX, build_masks, frame_index, paste_torch
 from .color import COLOR_MATCH, match_color
-from .reference import (
-    CROP_TEMPLATES, ditto_mask_template, ditto_put_back, ditto_warped_mask, lp_mask_template,
-    lp_paste_back, lp_prepare_paste_back, lp_render_to_u8, warp_to_frame)
+from .pasteback import blend_masks, paste_back
+from .reference import (CROP_TEMPLATES, ditto_mask_template, ditto_put_back,
+                        ditto_warped_mask, lp_mask_template, lp_paste_back,
+                        lp_prepare_paste_back, lp_render_to_u8, warp_to_frame)
 from .regions import LAYOUTS, LandmarkLayout, resolve_layout
+from .spec import MODE_HELP, MODES, REGION_HELP, REGIONS, BlendSpec
 
 __all__ = [
-    "MODES", "REGIONS", "MODE_HELP", "REGION_HELP", "COLOR_MATCH", "CROP_TEMPLATES",
-    "AUTO_FEATHER_CROP_PX",
-    "build_masks", "composite", "frame_index", "resolve_alpha", "match_color",
+    "BlendSpec", "MODES", "REGIONS", "MODE_HELP", "REGION_HELP", "COLOR_MATCH", "CROP_TEMPLATES",
+    "AUTO_FEATHER_CROP_PX", "blend_masks", "paste_back", "build_masks", "paste_torch",
+    "frame_index", "match_color",
     "lp_mask_template", "lp_prepare_paste_back", "lp_paste_back", "lp_render_to_u8",
     "ditto_mask_template", "ditto_warped_mask", "ditto_put_back", "warp_to_frame",
     "LandmarkLayout", "LAYOUTS", "resolve_layout",

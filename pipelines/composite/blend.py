@@ -1,54 +1,24 @@
 """Blend masks in frame space and the batched torch paste-back used for video."""
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 import torch
 
+from ..core import images
 from ..core.errors import ShapeError, TalkingHeadError
+from ..core.runtime import CPU, RunContext
 from .color import COLOR_MATCH, match_color
 from .reference import CROP_TEMPLATES
+from .spec import BlendSpec
 from .regions import (
     feather_ramp, landmark_planes, plane_distance, resolve_layout, square_planes, stack_planes)
 from .warp import Roi, crop_roi, warp_crops
 
-MODES = {"replace": 1.0, "strong": 0.9, "blend": 0.5, "weak": 0.25, "custom": None}
-REGIONS = ("crop", "face", "lower_face")
-# one-line tooltips for the nodes (the package docstring has the long form)
-MODE_HELP = {
-    "replace": "render only inside the region (alpha 1.0); with region crop this is the "
-               "original LivePortrait/Ditto paste-back",
-    "strong": "90% render: hides the original's smile and teeth, keeps a trace of its texture",
-    "blend": "50% render, 50% original inside the region, smooth edges",
-    "weak": "25% render: a subtle change over the original",
-    "custom": "your own alpha: 0 = original only, 1 = render only",
-}
-REGION_HELP = {
-    "crop": "the whole crop square with the official feathered edge (original behaviour)",
-    "face": "the face outline from the landmarks, feathered: no square on plain backgrounds",
-    "lower_face": "mouth and jaw below the nose line: lip-sync over a moving source video",
-}
 # Automatic feather (feather=None) for the landmark regions: the official template's
 # 16 px ramp at crop resolution, converted to frame pixels with the crop's scale.
 AUTO_FEATHER_CROP_PX = 16.0
-
-
-def resolve_alpha(mode: str, alpha: Optional[float] = None) -> float:
-    """The render's weight at the centre of the region for a blend mode (see MODES)."""
-    if mode not in MODES:
-        raise TalkingHeadError(f"unknown blend mode {mode!r}; choose one of {', '.join(MODES)}")
-    if MODES[mode] is not None:
-        return MODES[mode]
-    if alpha is None or not 0.0 <= float(alpha) <= 1.0:
-        raise TalkingHeadError(f"blend mode 'custom' needs an alpha between 0 and 1, got {alpha!r}")
-    return float(alpha)
-
-
-def _device(device) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _as_tensor(x, name: str, dtype=None) -> torch.Tensor:
@@ -107,33 +77,23 @@ def _landmark_weights(region: str, landmarks: torch.Tensor, scheme: str, ctf: to
     return feather_ramp(plane_distance(planes, roi, device), _feather_widths(feather, ctf))
 
 
-def build_masks(region: str, frame_hw: tuple, crop_to_frame, landmarks=None,
-                scheme: str = "mediapipe478", feather: Optional[float] = None, device=None,
-                *, alpha: float = 1.0, crop_template: str = "liveportrait",
-                crop_size: int = 512, batch_size: int = 16,
-                check_interrupt: Optional[Callable[[], None]] = None) -> torch.Tensor:
-    """Per-frame blend weight of the render in frame space: (N, H, W) float32 on the CPU.
+def build_masks(spec: BlendSpec, frame_hw: tuple, crop_to_frame, landmarks=None,
+                scheme: str = "mediapipe478", ctx: RunContext = CPU, crop_size: int = 512,
+                batch_size: int = 16) -> torch.Tensor:
+    """Per-frame blend weight of the render in frame space: (N, H, W) float32 on the CPU,
+    computed on ``ctx.device``.
 
-    region: "crop" (the official feathered crop square; ``crop_template`` picks the
+    spec.region: "crop" (the official feathered crop square; ``spec.crop_edge`` picks the
         LivePortrait 16 px or the Ditto 26 px template), "face" (the landmark hull) or
         "lower_face" (the hull below the nose line). Landmark regions are clipped to the
         crop square and need ``landmarks`` (N, K, 2) in frame pixels.
-    feather: frame pixels of linear ramp inside the region's edge. None = automatic:
+    spec.feather: frame pixels of linear ramp inside the region's edge. None = automatic:
         16 crop px in frame px for the landmark regions, the bare official template for
         "crop" (bit-compatible with the originals); > 0 on "crop" widens its ramp inward.
-    alpha: the weight inside the region (``resolve_alpha(mode)``); the mask is alpha
-        times the region's 0..1 weight, so it is exactly what ``composite`` blends with.
+    The mask is ``spec.weight`` times the region's 0..1 weight: exactly what the
+    paste-back blends with.
     """
-    if region not in REGIONS:
-        raise TalkingHeadError(f"unknown blend region {region!r}; "
-                               f"choose one of {', '.join(REGIONS)}")
-    if crop_template not in CROP_TEMPLATES:
-        raise TalkingHeadError(f"unknown crop template {crop_template!r}; "
-                               f"choose one of {', '.join(CROP_TEMPLATES)}")
-    if feather is not None and feather < 0:
-        raise TalkingHeadError(f"feather must be 0 or more pixels, got {feather}")
-    if not 0.0 <= float(alpha) <= 1.0:
-        raise TalkingHeadError(f"alpha must be between 0 and 1, got {alpha}")
+    region, feather, alpha = spec.region, spec.feather, spec.weight
     ctf = _as_matrices(crop_to_frame)
     if region != "crop":
         if landmarks is None:
@@ -143,18 +103,17 @@ def build_masks(region: str, frame_hw: tuple, crop_to_frame, landmarks=None,
         if landmarks.ndim != 3 or landmarks.shape[0] != ctf.shape[0] or landmarks.shape[2] != 2:
             raise ShapeError(f"landmarks have shape {tuple(landmarks.shape)}, expected "
                              f"({ctf.shape[0]}, K, 2) to match crop_to_frame")
-    dev = _device(device)
+    dev = ctx.device
     h, w = int(frame_hw[0]), int(frame_hw[1])
     out = torch.zeros(ctf.shape[0], h, w, dtype=torch.float32)
     for t0 in range(0, ctf.shape[0], batch_size):
-        if check_interrupt is not None:
-            check_interrupt()
+        ctx.check()
         m = ctf[t0:t0 + batch_size]
         roi = crop_roi(m, crop_size, (h, w))
         if roi.empty:
             continue
         if region == "crop":
-            weight = _crop_weights(crop_template, crop_size, m, roi, feather, dev)
+            weight = _crop_weights(spec.crop_edge, crop_size, m, roi, feather, dev)
         else:
             weight = _landmark_weights(region, landmarks[t0:t0 + batch_size], scheme, m,
                                        crop_size, roi, feather, dev)
@@ -192,59 +151,53 @@ def _check_inputs(rendered, frames, ctf, mask) -> None:
                          f"{tuple(frames.shape[1:3])}")
 
 
-def composite(rendered, frames, crop_to_frame, mask, alpha: float = 1.0,
-              color_match: str = "off", device=None, batch_size: int = 8,
-              progress: Optional[Callable[[int, int], None]] = None,
-              check_interrupt: Optional[Callable[[], None]] = None,
-              source_index=None) -> torch.Tensor:
-    """Paste rendered crops back into their frames: (T, H, W, 3) float32 on the CPU.
+def paste_torch(rendered, frames, crop_to_frame, mask, index, color_match: str = "off",
+                ctx: RunContext = CPU, batch_size: int = 8) -> torch.Tensor:
+    """Paste rendered crops back into their frames with torch: (T, H, W, 3) float32 0..1 on
+    the CPU, computed on ``ctx.device`` (the batched GPU path; also colour matching).
 
-    out = w * warp(render) + (1 - w) * frame with w = clip(alpha * mask, 0, 1), the
-    render warped with the crop -> frame matrix (grid_sample, cv2's geometry).
-    rendered: (T, S, S, 3) 0..1. frames (N, H, W, 3) 0..1, crop_to_frame (N, 3, 3) and
-    mask (N, H, W) are per source frame; output frame t uses source frame
-    source_index[t] (default: t, or 0 when N == 1). ``alpha`` multiplies the mask: keep
-    1.0 when the mask came from ``build_masks(alpha=...)``. ``color_match`` "rgb"/"lab"
-    matches the render's per-channel mean/std to the frame's under the mask.
-    Only the frames of one batch and the output live on the device at a time.
+    out = w * warp(render) + (1 - w) * frame, the render warped with the crop -> frame
+    matrix (grid_sample, cv2's geometry). rendered: (T, S, S, 3) float 0..1 or uint8.
+    frames (N, H, W, 3) uint8 or float 0..1, crop_to_frame (N, 3, 3) and mask (N, H, W) are
+    per source frame; output frame t uses source frame index[t] (see frame_index).
+    ``color_match`` "rgb"/"lab" matches the render's per-channel mean/std to the frame's
+    under the mask. Only one batch of frames lives on the device at a time.
     """
     if color_match not in COLOR_MATCH:
         raise TalkingHeadError(f"color_match must be one of {', '.join(COLOR_MATCH)}")
-    rendered = _as_tensor(rendered, "rendered")
+    rendered = images.to_float(_as_tensor(rendered, "rendered"))
     frames = _as_tensor(frames, "frames")
     ctf = _as_matrices(crop_to_frame)
     mask = _as_tensor(mask, "mask")
     mask = mask[..., 0] if mask.ndim == 4 and mask.shape[-1] == 1 else mask
     _check_inputs(rendered, frames, ctf, mask)
-    dev = _device(device)
+    dev = ctx.device
     n_out, crop_size = rendered.shape[0], rendered.shape[1]
-    index = frame_index(n_out, frames.shape[0], source_index)
+    index = frame_index(n_out, frames.shape[0], index)
     out = torch.empty((n_out,) + tuple(frames.shape[1:]), dtype=torch.float32)
     for t0 in range(0, n_out, batch_size):
-        if check_interrupt is not None:
-            check_interrupt()
+        ctx.check()
         idx = index[t0:t0 + batch_size]
-        out[t0:t0 + len(idx)] = frames[idx].to(torch.float32)
+        out[t0:t0 + len(idx)] = images.to_float(frames[idx])
         m = ctf[idx]
         roi = crop_roi(m, crop_size, tuple(frames.shape[1:3]))
         if not roi.empty:
             view = out[t0:t0 + len(idx), roi.y0:roi.y1, roi.x0:roi.x1]
             mask_roi = mask[:, roi.y0:roi.y1, roi.x0:roi.x1][idx]  # slice first: copy the ROI only
             view.copy_(_blend_roi(rendered[t0:t0 + len(idx)], view, m, mask_roi, roi,
-                                  alpha, color_match, dev).cpu())
-        if progress is not None:
-            progress(t0 + len(idx), n_out)
+                                  color_match, dev).cpu())
+        ctx.report(t0 + len(idx), n_out)
     return out
 
 
-def _blend_roi(render, frame_roi, ctf, mask_roi, roi: Roi, alpha, color_match, dev):
+def _blend_roi(render, frame_roi, ctf, mask_roi, roi: Roi, color_match, dev):
     """Blend one batch inside its ROI on the device: (B, h, w, 3)."""
     crops = render.to(dev, torch.float32).permute(0, 3, 1, 2)
     ones = torch.ones_like(crops[:, :1])
     warped = warp_crops(torch.cat([crops, ones], dim=1), ctf, roi).permute(0, 2, 3, 1)
     warped, coverage = warped[..., :3], warped[..., 3]
     frame = frame_roi.to(dev)
-    weight = mask_roi.to(dev, torch.float32) * float(alpha)
+    weight = mask_roi.to(dev, torch.float32)
     # beyond the crop there is no render: a user mask reaching there keeps the frame
     weight = weight.clamp(0.0, 1.0) * (coverage > 0)
     if color_match != "off":

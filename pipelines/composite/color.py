@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-COLOR_MATCH = ("off", "rgb", "lab")
+from ..core.choices import COLOR_MATCH  # noqa: E402,F401  (re-exported)
 # A render whose spread is far from the original's (flat background, teeth vs closed
 # lips) would be stretched wildly; the per-channel gain stays within [1/2, 2].
 STD_RATIO_LIMIT = 2.0

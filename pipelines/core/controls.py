@@ -5,20 +5,21 @@ Keyframes are JSON: ``{"0": {"delta_yaw": 10}, "50": {"delta_yaw": -10}}`` or
 linearly between keyframes (and hold before the first / after the last); without it a
 control applies on its keyframe only (the original Ditto ``ctrl_info`` semantics).
 
-Ditto motion is re-stitched with the controls (exact Ditto semantics, blinks and fades
-included); other motion gets the pose/expression controls applied in degrees directly.
+A motion whose producer offers a restitch hook (Ditto) is derived again by it with the
+controls (exact Ditto semantics, blinks and fades included); other motion gets the
+pose/expression controls applied in degrees directly.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 import torch
 
 from .errors import TalkingHeadError
-from .types import Motion
+from .motion import Motion
 
 POSE = ("pitch", "yaw", "roll")
 GENERIC_KEYS = {f"delta_{a}" for a in POSE} | {f"alpha_{a}" for a in POSE} | {"delta_exp"}
@@ -100,31 +101,34 @@ def apply_generic(motion: Motion, overall: dict, per_frame: dict) -> Motion:
         delta = per_frame.get(i, {}).get("delta_exp", overall.get("delta_exp"))
         if delta is not None:
             exp[i] += torch.as_tensor(delta, dtype=exp.dtype).reshape(21, 3)
-    return dataclasses.replace(motion, exp=exp, meta=dict(motion.meta), **pose)
+    return motion.replace(exp=exp, **pose)
 
 
-def apply(motion: Motion, overall: dict, keyframes: dict, interpolate: bool = True,
-          fade_in: int = 0, fade_out: int = 0, blinks: Optional[bool] = None) -> Motion:
-    """``motion`` with controls; Ditto motion is re-stitched from its raw rows."""
-    per_frame = expand(keyframes, len(motion), interpolate)
-    ditto = motion.meta.get("ditto")
-    if ditto is None:
-        if fade_in or fade_out or blinks:
-            raise TalkingHeadError("fades and blinks need Ditto motion (they use its source and "
-                                   "blink template); connect a Ditto Motion output")
-        return apply_generic(motion, overall, per_frame)
-    from ..ditto import stitch_motion
+@dataclass(frozen=True)
+class MotionEdit:
+    """Controls for a MOTION: ``overall`` {control: value} for every frame, ``keyframes``
+    {frame: {control: value}} (already expanded to frames), and for producers that have
+    them, fades (frames) and blinks (None = unchanged)."""
 
-    kwargs = dict(ditto["kwargs"])
-    kwargs["overall"] = {**kwargs.get("overall", {}), **overall}
-    kwargs["keyframes"] = {**(kwargs.get("keyframes") or {}), **per_frame}
-    if fade_in:
-        kwargs["fade_in"] = fade_in
-    if fade_out:
-        kwargs["fade_out"] = fade_out
-    if blinks is not None:
-        kwargs["blinks"] = blinks
-    out = stitch_motion(ditto["raw"], ditto["source_motion"], ditto["cfg"], **kwargs)
-    out.meta.update({k: v for k, v in motion.meta.items() if k not in out.meta or k == "ditto"})
-    out.meta["ditto"] = dict(ditto, kwargs=kwargs)
-    return out
+    overall: dict = field(default_factory=dict)
+    keyframes: dict = field(default_factory=dict)
+    fade_in: int = 0
+    fade_out: int = 0
+    blinks: Optional[bool] = None
+
+
+def apply(motion: Motion, edit: MotionEdit) -> Motion:
+    """``motion`` with the controls of ``edit`` (see the module docstring)."""
+    if motion.restitch is not None:
+        return motion.restitch.with_controls(edit)
+    if edit.fade_in or edit.fade_out or edit.blinks:
+        raise TalkingHeadError(f"fades and blinks need a motion whose producer can re-derive it "
+                               f"(Ditto); this motion comes from {motion.origin!r}")
+    return apply_generic(motion, edit.overall, edit.keyframes)
+
+
+def edit_from(overall: dict, keyframes, interpolate: bool, n_frames: int, fade_in: int = 0,
+              fade_out: int = 0, blinks: Optional[bool] = None) -> MotionEdit:
+    """A MotionEdit from a node's or command's inputs (keyframes as JSON text or parsed)."""
+    frames = expand(parse_keyframes(keyframes), n_frames, interpolate)
+    return MotionEdit(dict(overall), frames, int(fade_in), int(fade_out), blinks)

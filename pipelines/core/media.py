@@ -12,14 +12,18 @@ import os
 import re
 import subprocess
 import tempfile
+import uuid
 import wave
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Iterable, Iterator, Optional
 
 import numpy as np
 
+from . import images
+from .audio import fit_length, resample
 from .errors import MediaError
+from .runtime import CPU, RunContext
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 VIDEO_EXTS = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".flv"}
@@ -219,7 +223,7 @@ def read_audio(path: str, sample_rate: int = 16000, mono: bool = True) -> np.nda
 
 @dataclass
 class Video:
-    frames: np.ndarray  # (N,H,W,3) float32 0..1
+    frames: np.ndarray  # (N,H,W,3) uint8 RGB
     fps: Fraction
     audio: Optional[np.ndarray]  # (C,T) float32 or None
     sample_rate: Optional[int]
@@ -227,7 +231,7 @@ class Video:
 
 
 def read_video(path: str, max_frames: Optional[int] = None, every_nth: int = 1,
-               with_audio: bool = True, check_interrupt: Optional[Callable] = None) -> Video:
+               with_audio: bool = True, ctx: RunContext = CPU) -> Video:
     """Decode a whole video (frames, exact fps, its audio track if any)."""
     info = probe(path)
     if not info.has_video:
@@ -235,10 +239,9 @@ def read_video(path: str, max_frames: Optional[int] = None, every_nth: int = 1,
     fps = info.fps or Fraction(25)
     frames = []
     for fr in iter_frames(path, info, max_frames=max_frames, every_nth=every_nth):
-        if check_interrupt is not None:
-            check_interrupt()
+        ctx.check()
         frames.append(fr)
-    out = np.stack(frames).astype(np.float32) / 255.0
+    out = np.stack(frames)
     audio = sr = None
     if with_audio and info.has_audio:
         sr = info.sample_rate or 44100
@@ -247,7 +250,68 @@ def read_video(path: str, max_frames: Optional[int] = None, every_nth: int = 1,
 
 
 # ---------------------------------------------------------------------------------------
-# writing
+# writing: the one output path (nodes and command line alike)
+
+# sample rates the AAC encoder accepts; anything else is resampled to 48 kHz
+AAC_RATES = frozenset({96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000,
+                       11025, 8000, 7350})
+PARTIAL_PREFIX = ".partial-ths-"   # temporary outputs of this pack (swept when stale)
+
+
+@dataclass(frozen=True)
+class AudioTrack:
+    """A sound track: ``samples`` (C,T) float32 in -1..1 at ``rate`` Hz."""
+
+    samples: np.ndarray
+    rate: int
+
+    @classmethod
+    def of(cls, waveform, rate) -> "AudioTrack":
+        """From (T,), (C,T) or ComfyUI's (B,C,T) (first item), numpy or torch."""
+        w = waveform.detach().cpu().float().numpy() if hasattr(waveform, "detach") else np.asarray(waveform)
+        w = w[0] if w.ndim == 3 else w
+        w = w[None] if w.ndim == 1 else w
+        if w.ndim != 2:
+            raise MediaError(f"audio must be (T,), (C,T) or (B,C,T); got shape {tuple(np.shape(waveform))}")
+        try:
+            r = float(rate)
+        except (TypeError, ValueError):
+            r = float("nan")
+        if not math.isfinite(r) or r <= 0 or r != int(r):
+            raise MediaError(f"the audio's sample rate must be a positive whole number of Hz, got {rate!r}")
+        if w.shape[-1] == 0:
+            raise MediaError("the audio is empty (zero samples); connect audio with sound in it")
+        w = w.astype(np.float32, copy=False)
+        if not np.isfinite(w).all():
+            raise MediaError("the audio contains NaN or infinite samples; re-export it")
+        return cls(w, int(r))
+
+    @property
+    def seconds(self) -> float:
+        return self.samples.shape[-1] / self.rate
+
+    def fitted(self, seconds: float) -> "AudioTrack":
+        """Cut or zero-pad to ``seconds`` (the video's length)."""
+        n = max(1, int(round(seconds * self.rate)))
+        return AudioTrack(fit_length(self.samples, n), self.rate)
+
+    def for_aac(self) -> "AudioTrack":
+        """The same sound at a rate the AAC encoder takes (48 kHz when it needs one)."""
+        if self.rate in AAC_RATES:
+            return self
+        import torch
+
+        wav = resample(torch.from_numpy(np.ascontiguousarray(self.samples)), self.rate, 48000)
+        return AudioTrack(wav.numpy(), 48000)
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    """H.264 settings: crf (lower = better, larger; 17-23 typical) and x264 preset."""
+
+    crf: int = 19
+    preset: str = "medium"
+    codec: str = "libx264"
 
 
 def write_audio(path: str, audio: np.ndarray, sample_rate: int) -> None:
@@ -262,68 +326,64 @@ def write_audio(path: str, audio: np.ndarray, sample_rate: int) -> None:
         wf.writeframes(pcm.T.tobytes())
 
 
-def to_uint8(frame) -> np.ndarray:
-    """(H,W,3) or (B,H,W,3) float 0..1 (numpy or torch) -> uint8 numpy."""
-    if hasattr(frame, "detach"):
-        frame = frame.detach().cpu().float().numpy()
-    frame = np.asarray(frame)
-    if frame.dtype == np.uint8:
-        return frame
-    return (np.clip(frame, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+def _rate(fps) -> Fraction:
+    try:
+        value = fps if isinstance(fps, Fraction) else Fraction(float(fps)).limit_denominator(1001)
+    except (TypeError, ValueError, OverflowError):
+        value = None
+    if value is None or value <= 0:
+        raise MediaError(f"fps must be a positive number of frames per second, got {fps!r}")
+    return value
 
 
-def write_video(path: str, frames: Iterable, fps: float, audio: Optional[np.ndarray] = None,
-                sample_rate: Optional[int] = None, crf: int = 19, preset: str = "medium",
-                codec: str = "libx264", check_interrupt: Optional[Callable] = None,
-                on_frame: Optional[Callable[[int], None]] = None) -> str:
+def _partial(folder: str, suffix: str) -> str:
+    """A fresh temporary name in ``folder`` (not created: ffmpeg creates it with the
+    user's umask, as any other output)."""
+    return os.path.join(folder, f"{PARTIAL_PREFIX}{uuid.uuid4().hex}{suffix}")
+
+
+def write_video(path: str, frames: Iterable, fps, audio: Optional[AudioTrack] = None,
+                encode: EncodeSettings = EncodeSettings(), ctx: RunContext = CPU,
+                n_frames: Optional[int] = None) -> str:
     """Stream frames to an H.264 (yuv420p) MP4 with AAC audio muxed in the same pass.
 
     frames: an iterable of (H,W,3) or (B,H,W,3) frames, float 0..1 or uint8, consumed lazily.
-    audio: (C,T) or (T,) float32 in -1..1 at ``sample_rate``; written as is (the caller
-    decides lengths). Odd sizes are padded to even (x264 with yuv420p needs even sides).
-    The file is written under a temporary name and renamed only on success, so a failed
-    or interrupted write never leaves a truncated file under ``path``.
+    audio: cut or padded to ``n_frames / fps`` when ``n_frames`` (the frames that will
+    come) is given, else written as it is; moved to 48 kHz when AAC cannot take its rate. Odd sizes are padded to even (yuv420p).
+    The file is written under a temporary name in the output folder and renamed only on
+    success: a failed or interrupted write never leaves a file under ``path`` or any
+    temporary file behind. ``ctx`` is checked per frame and told the frames written.
     """
-    if fps <= 0:
-        raise MediaError(f"fps must be positive, got {fps}")
+    rate = _rate(fps)
     out_dir = os.path.dirname(os.path.abspath(path))
     os.makedirs(out_dir, exist_ok=True)
-    fd, tmp_video = tempfile.mkstemp(prefix=".partial-", suffix=".mp4", dir=out_dir)
-    os.close(fd)
-    tmp_wav = None
-    proc = None
+    tmp_video, tmp_wav, proc = _partial(out_dir, ".mp4"), None, None
     log = tempfile.TemporaryFile()
     count = 0
     try:
         it = iter(frames)
         first = None
         for first in it:
-            first = to_uint8(first)
+            first = images.to_uint8(first)
+            first = first.numpy() if hasattr(first, "numpy") else first
             break
         if first is None:
             raise MediaError("No frames to write: the video would be empty.")
-        if first.ndim == 4:
-            h, w = first.shape[1:3]
-        else:
-            h, w = first.shape[:2]
-        rate = Fraction(fps).limit_denominator(1001) if not isinstance(fps, Fraction) else fps
+        h, w = first.shape[-3:-1]
         args = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
                 "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
                 "-framerate", f"{rate.numerator}/{rate.denominator}", "-i", "-"]
         if audio is not None:
-            audio = np.asarray(audio, dtype=np.float32)
-            audio = audio[None] if audio.ndim == 1 else audio
-            if audio.shape[-1] == 0:
-                raise MediaError("The audio is empty (zero samples); connect audio with sound in it.")
-            fd, tmp_wav = tempfile.mkstemp(suffix=".wav")
-            os.close(fd)
-            write_audio(tmp_wav, audio, sample_rate or 16000)
-            args += ["-i", tmp_wav]
-        args += ["-map", "0:v:0"]
-        if audio is not None:
-            args += ["-map", "1:a:0", "-c:a", "aac", "-b:a", "192k"]
-        args += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", codec, "-pix_fmt", "yuv420p",
-                 "-crf", str(int(crf)), "-preset", preset, "-movflags", "+faststart",
+            if n_frames is not None:
+                audio = audio.fitted(int(n_frames) / float(rate))
+            audio = audio.for_aac()
+            tmp_wav = _partial(out_dir, ".wav")
+            write_audio(tmp_wav, audio.samples, audio.rate)
+            args += ["-i", tmp_wav, "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-b:a", "192k"]
+        else:
+            args += ["-map", "0:v:0"]
+        args += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", encode.codec, "-pix_fmt", "yuv420p",
+                 "-crf", str(int(encode.crf)), "-preset", encode.preset, "-movflags", "+faststart",
                  "-f", "mp4", tmp_video]
         proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
 
@@ -334,25 +394,25 @@ def write_video(path: str, frames: Iterable, fps: float, audio: Optional[np.ndar
                 raise MediaError(f"frame {count} has size {block.shape[1:3]}, expected {(h, w)}; "
                                  "all frames of a video must have one size.")
             for fr in block:
-                if check_interrupt is not None:
-                    check_interrupt()
+                ctx.check()
                 proc.stdin.write(np.ascontiguousarray(fr).tobytes())
                 count += 1
-                if on_frame is not None:
-                    on_frame(count)
+                ctx.report(count, n_frames or count)
 
         feed(first)
         for block in it:
-            feed(to_uint8(block))
+            block = images.to_uint8(block)
+            feed(block.numpy() if hasattr(block, "numpy") else block)
         proc.stdin.close()
         if proc.wait() != 0:
             log.seek(0)
-            raise MediaError(f"ffmpeg failed to write {path}: {log.read().decode('utf-8', 'replace')[-800:]}")
+            raise MediaError(f"ffmpeg failed to write {os.path.basename(path)}: "
+                             f"{log.read().decode('utf-8', 'replace')[-800:]}")
         os.replace(tmp_video, path)
         return path
     except BrokenPipeError:
         log.seek(0)
-        raise MediaError(f"ffmpeg stopped while writing {path}: "
+        raise MediaError(f"ffmpeg stopped while writing {os.path.basename(path)}: "
                          f"{log.read().decode('utf-8', 'replace')[-800:]}") from None
     finally:
         if proc is not None and proc.poll() is None:

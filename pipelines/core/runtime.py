@@ -30,8 +30,10 @@ from typing import Callable, Optional
 
 import torch
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-DTYPE_CHOICES = ("auto", "fp32", "fp16", "bf16")
+from .choices import DTYPES
+
+DTYPE_OF = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+DTYPE_CHOICES = DTYPES
 log = logging.getLogger("talking_head")
 
 Progress = Callable[[int, int], None]     # (done, total)
@@ -67,7 +69,7 @@ def resolve_dtype(preference: str, device: torch.device, half_ok: Optional[bool]
     if preference == "bf16" and not bf16:
         log.warning("bf16 is not supported on %s; using fp16", device)
         return torch.float16
-    return DTYPES[preference]
+    return DTYPE_OF[preference]
 
 
 class InterruptedRender(Exception):

@@ -6,6 +6,7 @@ forward, backward, forward..., each end frame shown twice, so the head never jum
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 MODES = ("cycle", "ping-pong", "hold")
 
@@ -33,4 +34,22 @@ def frame_order(n_source: int, n_out: int, mode: str) -> np.ndarray:
         return mirror_indices(i, n_source)
     if mode == "cycle":
         return i % n_source
-    raise ValueError(f"frame order must be one of {MODES}, got {mode!r}")
+    from .errors import TalkingHeadError
+
+    raise TalkingHeadError(f"frame order must be one of {MODES}, got {mode!r}")
+
+
+from .choices import LENGTH_MODES  # noqa: E402
+
+
+def frame_mapping(n_source: int, n_driving: int, mode: str) -> tuple:
+    """A source of ``n_source`` frames driven by ``n_driving`` frames: (output frames,
+    source_index (T,) int64). "cut" stops at the shorter of the two (for a video source);
+    the others run for the driver's length and walk the source by their rule."""
+    from .errors import TalkingHeadError
+
+    if mode not in LENGTH_MODES:
+        raise TalkingHeadError(f"length mode must be one of {', '.join(LENGTH_MODES)}, got {mode!r}")
+    n_out = min(n_source, n_driving) if mode == "cut" and n_source > 1 else n_driving
+    order = {"hold last source frame": "hold", "ping-pong": "ping-pong"}.get(mode, "cycle")
+    return n_out, torch.from_numpy(frame_order(n_source, n_out, order))

@@ -112,15 +112,15 @@ class MotionInfo:
 class Source:
     """A registered portrait (image: N=1; video: N frames).
 
-    frames: (N,H,W,3) float32 0..1, the original frames (CPU).
+    frames: (N,H,W,3) uint8 RGB, the original frames (CPU; converted once at the edge).
     crops: (N,512,512,3) uint8, the similarity crops the networks see (at 512).
     crop_to_frame: (N,3,3) float64, maps crop pixel coords to original frame coords.
     landmarks: (N,K,2) float32 in original frame pixels; ``landmark_scheme`` names K's layout.
     face_found: (N,) bool, False where the track was reused or a fallback was used.
-    motion: the motion extractor's outputs per frame (None until registered with models).
+    motion: the motion extractor's outputs per frame (None until the renderer has run).
     appearance: (N_app,32,16,64,64) float16 on CPU (F's output; official sizes), N_app = N or 1.
-    eye_open: (N,2), eye_ball: (N,6) (Ditto's eye attributes; None when not computed).
-    mesh478: (N,478,3) MediaPipe mesh in normalised crop coordinates (Ditto's eye features).
+    mesh478: (N,478,3) MediaPipe mesh in normalised crop coordinates (Ditto's eye condition).
+    kinds: per frame how it was placed (detected/eyes/reused/manual/fallback).
     """
 
     frames: torch.Tensor
@@ -132,15 +132,16 @@ class Source:
     face_found: torch.Tensor
     motion: Optional[MotionInfo] = None
     appearance: Optional[torch.Tensor] = None
-    eye_open: Optional[torch.Tensor] = None
-    eye_ball: Optional[torch.Tensor] = None
-    mesh478: Optional[torch.Tensor] = None  # (N,478,3) MediaPipe mesh in normalised crop coords
-    kinds: list = field(default_factory=list)  # per frame: detected/eyes/reused/manual/fallback
+    mesh478: Optional[torch.Tensor] = None
+    kinds: list = field(default_factory=list)
     notes: list = field(default_factory=list)  # warnings for the info string
 
     def __post_init__(self):
         what = "SOURCE"
         _check("frames", self.frames, (None, None, None, 3), what)
+        if self.frames.dtype != torch.uint8:
+            raise ShapeError(f"{what}: frames must be uint8 RGB (got {self.frames.dtype}); "
+                             "convert IMAGE values with core.images.to_uint8")
         n = _same_length(what, frames=self.frames, crops=self.crops,
                          crop_to_frame=self.crop_to_frame, landmarks=self.landmarks,
                          face_found=self.face_found)
@@ -166,12 +167,12 @@ class Source:
 
 
 # ---------------------------------------------------------------------------------------
-# audio features, motion, keypoints, warped features
+# audio features, keypoints, warped features (MOTION is in core/motion.py)
 
 
 @dataclass
 class AudioFeatures:
-    """Per-video-frame audio features at ``fps``.
+    """Per-video-frame audio features at ``fps`` (one row per output frame).
 
     features: (T,D) for HuBERT (D=1024) or (T,50,384) for whisper windows.
     kind: "hubert" or "whisper". seconds: the audio's duration.
@@ -195,46 +196,6 @@ class AudioFeatures:
 
 
 @dataclass
-class Motion:
-    """Per-frame motion in LivePortrait space: the common currency of Ditto, JoyVASA and
-    video driving.
-
-    scale (T,1); pitch, yaw, roll (T,) degrees; t (T,3); exp (T,21,3).
-    ``source_index`` (T,) int64: which source frame each output frame belongs to.
-    ``eye_ratio`` (T,3) / ``lip_ratio`` (T,2): optional retargeting inputs.
-    """
-
-    scale: torch.Tensor
-    pitch: torch.Tensor
-    yaw: torch.Tensor
-    roll: torch.Tensor
-    t: torch.Tensor
-    exp: torch.Tensor
-    fps: float
-    source_index: torch.Tensor
-    eye_ratio: Optional[torch.Tensor] = None
-    lip_ratio: Optional[torch.Tensor] = None
-    meta: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        what = "MOTION"
-        n = self.t.shape[0]
-        self.scale = self.scale.reshape(n, 1)
-        for k in ("pitch", "yaw", "roll"):
-            setattr(self, k, getattr(self, k).reshape(n))
-        self.exp = self.exp.reshape(n, 21, 3)
-        _check("t", self.t, (n, 3), what)
-        _check("source_index", self.source_index, (n,), what)
-        if self.eye_ratio is not None:
-            _check("eye_ratio", self.eye_ratio, (n, None), what)
-        if self.lip_ratio is not None:
-            _check("lip_ratio", self.lip_ratio, (n, None), what)
-
-    def __len__(self) -> int:
-        return int(self.t.shape[0])
-
-
-@dataclass
 class Keypoints:
     """Source and driven implicit keypoints per output frame, after stitching.
 
@@ -245,7 +206,7 @@ class Keypoints:
     x_d: torch.Tensor
     fps: float
     source_index: torch.Tensor
-    meta: dict = field(default_factory=dict)  # e.g. {"family": "ditto"} for the putback edge
+    crop_edge: str = "liveportrait"  # the producer's paste-back template (see core/motion.py)
 
     def __post_init__(self):
         n = _same_length("KEYPOINTS", x_s=self.x_s, x_d=self.x_d, source_index=self.source_index)

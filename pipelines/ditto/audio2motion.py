@@ -120,19 +120,16 @@ def _pad_rows(a: np.ndarray, n: int) -> np.ndarray:
 
 def audio2motion_offline(sample: Callable, handler, feats: np.ndarray, fuser: WindowFuser,
                          on_window: WindowHook = None,
-                         progress: Optional[Callable[[int, int], None]] = None,
-                         check_interrupt: Optional[Callable[[], None]] = None) -> np.ndarray:
+                         progress: Optional[Callable[[int, int], None]] = None) -> np.ndarray:
     """All frames at once. ``sample(kp_cond (265,), cond (L,C)) -> (L,265)`` runs the
-    sampler; ``on_window(w, kp_cond, pred)`` observes each window (tests).
-    Returns the unclipped (N,265) motion."""
+    sampler (and checks for a stop between its steps); ``on_window(w, kp_cond, pred)``
+    observes each window (tests). Returns the unclipped (N,265) motion."""
     cond_all = handler(feats, 0)
     n = len(cond_all)
     L, V = fuser.seq_len, fuser.valid
     total = max(1, -(-n // V))
     i = w = 0
     while i < n:
-        if check_interrupt is not None:
-            check_interrupt()
         cond = _pad_rows(cond_all[i:i + L], L)     # the last window repeats its last row
         kp_cond = fuser.kp_cond.copy()
         pred = np.asarray(sample(kp_cond, cond), dtype=np.float32)
@@ -154,12 +151,10 @@ class OnlineAudio2Motion:
     after the first window and anchors relative motion."""
 
     def __init__(self, sample: Callable, handler, fuser: WindowFuser, silence: np.ndarray,
-                 clip_min_max: Optional[tuple] = None, on_window: WindowHook = None,
-                 check_interrupt: Optional[Callable[[], None]] = None):
+                 clip_min_max: Optional[tuple] = None, on_window: WindowHook = None):
         self.sample, self.handler, self.fuser = sample, handler, fuser
         self.clip = clip_min_max
         self.on_window = on_window
-        self.check_interrupt = check_interrupt
         self.audio = np.asarray(silence, dtype=np.float32).reshape(-1, silence.shape[-1])
         self.cond_idx_start = -len(self.audio)
         self.pending: List[np.ndarray] = []
@@ -205,8 +200,6 @@ class OnlineAudio2Motion:
             if padded:                        # final short window: repeat the last feature
                 valid_len = len(aud)
                 aud = _pad_rows(aud, L)
-            if self.check_interrupt is not None:
-                self.check_interrupt()
             cond = self.handler(aud, self.global_idx + self.cond_idx_start)
             kp_cond = fuser.kp_cond.copy()
             pred = np.asarray(self.sample(kp_cond, cond), dtype=np.float32)

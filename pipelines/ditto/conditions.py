@@ -14,10 +14,10 @@ from typing import Optional
 
 import numpy as np
 
+from ..core.choices import EMOTIONS
 from .frames import mirror_indices
 from .motion_layout import info_from_arrays, info_to_row, motion_info_frame
 
-EMOTIONS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise", "contempt")
 EMOTION_LOGIT = 8.0   # a chosen label gets logit 8 before the softmax (p = 0.99766)
 
 

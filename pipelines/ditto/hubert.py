@@ -22,6 +22,7 @@ import torch
 
 from ..core.errors import MissingWeightsError
 from ..core.types import AudioFeatures
+from ..core.runtime import CPU, RunContext
 from ..core.audio import prepare_audio
 
 SAMPLE_RATE = 16000
@@ -53,8 +54,7 @@ def chunk_features(encoded: np.ndarray) -> np.ndarray:
     return e[lo:hi].reshape(VALID, 2, -1).mean(axis=1)
 
 
-def wav2feat(audio16k: np.ndarray, encoder: Encoder,
-             check_interrupt: Optional[Callable[[], None]] = None) -> np.ndarray:
+def wav2feat(audio16k: np.ndarray, encoder: Encoder, ctx: RunContext = CPU) -> np.ndarray:
     """Whole-file features (N, D), N = :func:`num_frames`."""
     audio = np.asarray(audio16k, dtype=np.float32).reshape(-1)
     n = num_frames(len(audio))
@@ -62,12 +62,12 @@ def wav2feat(audio16k: np.ndarray, encoder: Encoder,
                              np.zeros(CHUNK, np.float32)])
     feats = []
     for i in range(0, n, VALID):
-        if check_interrupt is not None:
-            check_interrupt()
+        ctx.check()
         # i*640 exactly; the reference's int(i*0.04*16000) is one sample early for a
         # few i beyond 64 s, which is inaudible
         start = i * HOP
         feats.append(chunk_features(encoder(padded[start:start + CHUNK])))
+        ctx.report(min(i + VALID, n), n)
     if not feats:
         return np.zeros((0, FEAT_DIM), np.float32)
     return np.concatenate(feats, axis=0)[:n]
@@ -157,11 +157,10 @@ def as_encoder(hubert) -> Encoder:
     return HubertOnnx(hubert)
 
 
-def hubert_features(waveform, sample_rate: int, hubert,
-                    check_interrupt: Optional[Callable[[], None]] = None) -> AudioFeatures:
+def hubert_features(waveform, sample_rate: int, hubert, ctx: RunContext = CPU) -> AudioFeatures:
     """Any audio (T,), (C,T) or (B,C,T) at any rate -> 25 fps HuBERT features (N,1024)."""
     audio = prepare_audio(waveform, sample_rate, SAMPLE_RATE)
-    feats = wav2feat(audio, as_encoder(hubert), check_interrupt)
+    feats = wav2feat(audio, as_encoder(hubert), ctx)
     return AudioFeatures(torch.from_numpy(feats), "hubert", float(FPS), len(audio) / SAMPLE_RATE)
 
 

@@ -29,6 +29,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from ..core.errors import TalkingHeadError
 from ..liveportrait.keypoints import EYE_KP, LIP_KP, bins_to_degrees
 
 POSE_KEYS = ("pitch", "yaw", "roll")
@@ -112,7 +113,7 @@ def merge_controls(*layers) -> dict:
 def check_controls(ctrl: dict, where: str = "") -> None:
     bad = set(ctrl) - CTRL_KEYS
     if bad:
-        raise ValueError(f"unknown motion control(s) {sorted(bad)}{where}; "
+        raise TalkingHeadError(f"unknown motion control(s) {sorted(bad)}{where}; "
                          f"known: {', '.join(sorted(CTRL_KEYS))}")
 
 

@@ -122,10 +122,11 @@ class DDIMSampler:
 
     @torch.no_grad()
     def sample(self, cond_frame: torch.Tensor, cond: torch.Tensor, noise: NoiseSource,
-               trajectory: Optional[list] = None) -> torch.Tensor:
+               trajectory: Optional[list] = None, check=None) -> torch.Tensor:
         """cond_frame (1,F), cond (1,L,C) -> x0 (1,L,F) float32 on the model's device.
 
         ``trajectory``: if a list, (x fed to step i, guided x0 of step i) are appended.
+        ``check()`` runs before every step (a stop request ends sampling within one step).
         """
         device, dtype = self._param()
         cond_frame = torch.as_tensor(cond_frame).to(device, dtype).reshape(1, -1)
@@ -135,6 +136,8 @@ class DDIMSampler:
         x = noise.next_x_T().to(device, dtype)
         i_noise = 0
         for co in self.coefs:
+            if check is not None:
+                check()
             t = torch.tensor([co.t], dtype=torch.long, device=device)
             x0 = self.model.guided(x, cond_frame, encoded, t, self.guidance).float()
             if trajectory is not None:

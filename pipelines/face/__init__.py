@@ -18,7 +18,7 @@ from .insightface_backend import InsightFaceDetector, insightface_model_paths
 from .preview import draw_preview
 from .schemes import SCHEMES, crop_points, musetalk_box, to_ibug68
 from .smoothing import centered_moving_average, smooth_motion_info
-from .track import KINDS, FaceTrack, register_faces
+from .track import KINDS, FaceTrack, TrackSettings, register_faces
 
 __all__ = [
     "CropRect", "crop_inputs_256", "crop_matrices", "rect_from_box", "rect_from_eyes",
@@ -27,5 +27,5 @@ __all__ = [
     "mirror_index", "resize_to_limit", "MediaPipeFaceDetector", "mediapipe_model_paths",
     "InsightFaceDetector", "insightface_model_paths", "draw_preview", "SCHEMES",
     "crop_points", "musetalk_box", "to_ibug68", "centered_moving_average",
-    "smooth_motion_info", "KINDS", "FaceTrack", "register_faces",
+    "smooth_motion_info", "KINDS", "FaceTrack", "TrackSettings", "register_faces",
 ]

@@ -23,6 +23,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..core.errors import MediaError, NoFaceError
+from ..core.runtime import CPU, RunContext
 from .crop import (
     RENDER_DSIZE, RENDER_SCALE, RENDER_VY, CropRect, crop_matrices, rect_from_box, rect_from_eyes,
     rect_from_landmarks, transform_points, warp_crop, whole_image_rect)
@@ -84,48 +85,62 @@ class FaceTrack:
         return boxes
 
 
-def register_faces(frames, detector: Optional[FaceDetector], smooth_window: int = 5,
-                   manual_box=None, manual_eyes=None, scale: float = RENDER_SCALE,
-                   vx_ratio: float = 0.0, vy_ratio: float = RENDER_VY, rotate: bool = True,
-                   whole_image_fallback: bool = False, track_regions: bool = True,
-                   progress: Optional[Callable[[int, int], None]] = None,
-                   check_interrupt: Optional[Callable[[], None]] = None) -> FaceTrack:
-    """Register the face in every frame of ``frames`` ((N,H,W,3) float 0..1 or uint8).
+@dataclass(frozen=True)
+class TrackSettings:
+    """How faces are found and cropped.
 
+    smooth_window: frames averaged for a video's crop (1 = off).
     manual_box: (x, y, w, h) pixels around the face (brows to chin), or (N,4) per frame;
-        detection is then only tried inside it, and it places the crop when no frame
-        has a detectable face. manual_eyes: ((x, y) image-left eye, (x, y) image-right
-        eye), or (N,2,2); rotates the manual crop, or alone gives an eye-only crop.
-    progress(done, total) and check_interrupt() are called once per frame.
+        detection is then only tried inside it, and it places the crop when no frame has a
+        detectable face. manual_eyes: ((x, y) image-left eye, (x, y) image-right eye), or
+        (N,2,2); rotates the manual crop, or alone gives an eye-only crop.
+    scale / vx_ratio / vy_ratio: the crop's size and offset (LivePortrait's defaults).
+    whole_image_fallback: no face anywhere and no box: a centred square instead of an error.
+    track_regions: search the previous frame's crop first (videos).
     """
+
+    smooth_window: int = 5
+    manual_box: object = None
+    manual_eyes: object = None
+    scale: float = RENDER_SCALE
+    vx_ratio: float = 0.0
+    vy_ratio: float = RENDER_VY
+    rotate: bool = True
+    whole_image_fallback: bool = False
+    track_regions: bool = True
+
+
+def register_faces(frames, detector: Optional[FaceDetector],
+                   settings: TrackSettings = TrackSettings(), ctx: RunContext = CPU) -> FaceTrack:
+    """Register the face in every frame of ``frames`` ((N,H,W,3) float 0..1 or uint8).
+    ``ctx`` is checked and told the progress once per frame."""
+    st = settings
     images = FrameReader(frames)  # converts frame by frame: no full uint8 copy of a video
     n, (h, w) = len(images), images.size
-    boxes = _per_frame(manual_box, n, (4,), "manual_box", "(x, y, w, h)")
-    eyes = _per_frame(manual_eyes, n, (2, 2), "manual_eyes", "((x, y), (x, y))")
+    boxes = _per_frame(st.manual_box, n, (4,), "manual_box", "(x, y, w, h)")
+    eyes = _per_frame(st.manual_eyes, n, (2, 2), "manual_eyes", "((x, y), (x, y))")
     _check_boxes(boxes, h, w)
     scheme = detector.scheme if detector is not None else MEDIAPIPE478.name
-    crop_kw = dict(scale=scale, vx_ratio=vx_ratio, vy_ratio=vy_ratio)
+    crop_kw = dict(scale=st.scale, vx_ratio=st.vx_ratio, vy_ratio=st.vy_ratio)
 
     found: list = [None] * n
     rects: list = [None] * n
     kinds = ["reused"] * n
     for i in range(n):
-        if check_interrupt is not None:
-            check_interrupt()
+        ctx.check()
         if detector is not None:
             found[i] = _detect(detector, images[i], rects[i - 1] if i else None,
                                None if boxes is None else boxes[i],
-                               None if eyes is None else eyes[i], track_regions)
+                               None if eyes is None else eyes[i], st.track_regions)
         if found[i] is not None:
             rects[i], kinds[i] = _rect_of(found[i], crop_kw)
-        if progress is not None:
-            progress(i + 1, n)
+        ctx.report(i + 1, n)
 
     notes: list = []
     _drop_stray_eye_frames(rects, kinds, found, notes)
     good = [i for i in range(n) if rects[i] is not None]
     if not good:
-        rects, kinds = _without_detection(n, h, w, boxes, eyes, whole_image_fallback,
+        rects, kinds = _without_detection(n, h, w, boxes, eyes, st.whole_image_fallback,
                                           crop_kw, notes)
     else:
         source_of = _fill_gaps(rects, kinds)
@@ -137,10 +152,10 @@ def register_faces(frames, detector: Optional[FaceDetector], smooth_window: int 
         notes.append(f"{kinds.count('eyes')} frame(s) aligned on the eyes only")
 
     table = np.stack([r.as_array() for r in rects])
-    if n > 1 and smooth_window > 1:
-        table = smooth_rects(table, smooth_window)
+    if n > 1 and st.smooth_window > 1:
+        table = smooth_rects(table, st.smooth_window)
     mats = [crop_matrices(CropRect(np.float32(t[:2]), np.float32(t[2]), float(t[3])),
-                          RENDER_DSIZE, rotate) for t in table]
+                          RENDER_DSIZE, st.rotate) for t in table]
     o2c = np.stack([m[0] for m in mats])
     c2o = np.stack([m[1] for m in mats])
     crops = np.stack([warp_crop(images[i], o2c[i]) for i in range(n)])

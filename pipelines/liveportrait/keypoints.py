@@ -14,8 +14,10 @@ from typing import Optional
 
 import torch
 
+from ..core.choices import ANIMATION_REGIONS
 from ..core.errors import ShapeError
-from ..core.types import Keypoints, Motion, MotionInfo
+from ..core.motion import DrivingSpec, Motion
+from ..core.types import Keypoints, MotionInfo
 from .hull import convex_hull_volume
 from .stitching import retarget_eye, retarget_lip, stitch
 
@@ -80,7 +82,7 @@ def transform_keypoint(info: dict) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------
 # driving composition (../shared/spec/liveportrait.md §1.8)
 
-REGIONS = ("all", "pose", "exp", "lip", "eyes")
+REGIONS = ANIMATION_REGIONS
 
 # lip_array.pkl: the "neutral" expression subtracted from a single driving image (§1.8, App. A)
 LIP_ARRAY = (
@@ -137,13 +139,15 @@ def decode_info(info: MotionInfo) -> tuple:
     return info.kp, PoseExp(R, info.exp, info.scale, info.t), deg
 
 
-def motion_from_info(info: MotionInfo, fps: float, source_index=None, **extra) -> Motion:
-    """Driving frames' raw M output -> :class:`Motion` (pose in degrees)."""
+def motion_from_info(info: MotionInfo, fps: float, source_index=None,
+                     driving: Optional[DrivingSpec] = None, origin: str = "video") -> Motion:
+    """Driving frames' raw M output -> a driving :class:`Motion` (pose in degrees)."""
     _, pe, deg = decode_info(info)
     n = len(info)
     idx = torch.zeros(n, dtype=torch.long) if source_index is None else torch.as_tensor(source_index)
     return Motion(scale=pe.scale, pitch=deg[:, 0], yaw=deg[:, 1], roll=deg[:, 2], t=pe.t,
-                  exp=pe.exp, fps=fps, source_index=idx, **extra)
+                  exp=pe.exp, fps=fps, source_index=idx, kind="driving", origin=origin,
+                  driving=driving or DrivingSpec())
 
 
 def motion_pose_exp(motion: Motion) -> PoseExp:
@@ -295,17 +299,28 @@ def drive_keypoints(source: MotionInfo, motion: Motion, opts: DriveOptions = Dri
         combined = torch.stack([ratio, torch.zeros_like(ratio)], dim=1)
         lip_delta = retarget_lip(_net(nets, "retarget_lip"), x_s, combined)
         lip_delta = lip_delta * (ratio >= opts.lip_normalize_threshold).to(x_s.dtype)[:, None, None]
+    # relative retargeting starts from the source (the official Algorithm 1)
+    x_d = finish_driven(x_s, x_d, opts, nets, motion.eye_ratio, motion.lip_ratio, lip_delta,
+                        from_source=opts.relative)
+    return Keypoints(x_s=x_s, x_d=x_d, fps=motion.fps, source_index=index.clone(),
+                     crop_edge=motion.crop_edge)
 
+
+def finish_driven(x_s: torch.Tensor, x_d: torch.Tensor, opts: DriveOptions, nets=None,
+                  eye_ratio=None, lip_ratio=None, lip_delta=None, from_source: bool = False):
+    """The one order of the final steps for every kind of motion: eye/lip retargeting
+    deltas (added to the source keypoints when ``from_source``, else to x_d), then stitching;
+    without retargeting: stitching, then the lip-normalisation delta; then the multiplier."""
     if opts.eye_retargeting or opts.lip_retargeting:
-        x_d = x_s if opts.relative else x_d
+        x_d = x_s if from_source else x_d
         if opts.eye_retargeting:
-            if motion.eye_ratio is None:
+            if eye_ratio is None:
                 raise ShapeError("eye retargeting needs MOTION.eye_ratio (T,3)")
-            x_d = x_d + retarget_eye(_net(nets, "retarget_eye"), x_s, motion.eye_ratio.float())
+            x_d = x_d + retarget_eye(_net(nets, "retarget_eye"), x_s, eye_ratio.float())
         if opts.lip_retargeting:
-            if motion.lip_ratio is None:
+            if lip_ratio is None:
                 raise ShapeError("lip retargeting needs MOTION.lip_ratio (T,2)")
-            x_d = x_d + retarget_lip(_net(nets, "retarget_lip"), x_s, motion.lip_ratio.float())
+            x_d = x_d + retarget_lip(_net(nets, "retarget_lip"), x_s, lip_ratio.float())
         if opts.stitching:
             x_d = stitch(_net(nets, "stitching"), x_s, x_d)
     else:
@@ -313,8 +328,7 @@ def drive_keypoints(source: MotionInfo, motion: Motion, opts: DriveOptions = Dri
             x_d = stitch(_net(nets, "stitching"), x_s, x_d)
         if lip_delta is not None:
             x_d = x_d + lip_delta
-    x_d = apply_driving_multiplier(x_s, x_d, opts.driving_multiplier)
-    return Keypoints(x_s=x_s, x_d=x_d, fps=motion.fps, source_index=index.clone())
+    return apply_driving_multiplier(x_s, x_d, opts.driving_multiplier)
 
 
 def apply_driving_multiplier(x_s: torch.Tensor, x_d: torch.Tensor, m: float) -> torch.Tensor:

@@ -6,21 +6,19 @@ CPU tensor, so device memory stays at one chunk and host memory at the returned 
 Half precision (``bundle.dtype`` fp16/bf16 on a GPU) uses autocast over fp32 weights,
 as the official code does; on the CPU everything runs in fp32.
 
-``progress(n_done)`` is called after each chunk with the number of frames finished so far;
-``check_interrupt()`` is called before each chunk and stops the loop by raising.
+Each function takes the run's :class:`~..core.runtime.RunContext`: ``ctx.check()`` runs
+before every chunk (a stop request ends the loop within one chunk) and
+``ctx.report(done, total)`` after it.
 """
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Optional
 
 import torch
 
 from ..core.errors import ShapeError
-from ..core.types import MotionInfo, ModelBundle
-
-Progress = Optional[Callable[[int], None]]
-Interrupt = Optional[Callable[[], None]]
+from ..core.runtime import CPU, RunContext
+from ..core.types import Keypoints, ModelBundle, MotionInfo, Source
 
 
 def autocast(bundle: ModelBundle):
@@ -29,16 +27,14 @@ def autocast(bundle: ModelBundle):
     return torch.autocast(device_type=bundle.device.type, dtype=bundle.dtype)
 
 
-def _chunks(n: int, batch_size: int, progress: Progress, check_interrupt: Interrupt):
-    """Yield slices of ``range(n)``; report progress after each one is consumed."""
+def _chunks(n: int, batch_size: int, ctx: RunContext):
+    """Yield slices of ``range(n)``; check for a stop before and report after each."""
     batch_size = max(1, int(batch_size))
     for start in range(0, n, batch_size):
-        if check_interrupt is not None:
-            check_interrupt()
+        ctx.check()
         stop = min(n, start + batch_size)
         yield slice(start, stop)
-        if progress is not None:
-            progress(stop)
+        ctx.report(stop, n)
 
 
 def _to_device(bundle: ModelBundle, x: torch.Tensor, role: str) -> torch.Tensor:
@@ -63,14 +59,13 @@ def _check_images(img: torch.Tensor, what: str) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def extract_appearance(bundle: ModelBundle, img256: torch.Tensor, batch_size: int = 8,
-                       progress: Progress = None, check_interrupt: Interrupt = None,
-                       out_dtype: torch.dtype = torch.float16) -> torch.Tensor:
+def extract_appearance(bundle: ModelBundle, img256: torch.Tensor, ctx: RunContext = CPU,
+                       batch_size: int = 8, out_dtype: torch.dtype = torch.float16) -> torch.Tensor:
     """F on (B,3,256,256) crops in 0..1 -> (B,32,16,64,64) on the CPU in ``out_dtype``."""
     img256 = _check_images(img256, "extract_appearance")
     net = bundle["appearance"]
     out = None
-    for sl in _chunks(img256.shape[0], batch_size, progress, check_interrupt):
+    for sl in _chunks(img256.shape[0], batch_size, ctx):
         with autocast(bundle):
             f = net(_to_device(bundle, img256[sl].clamp(0, 1), "appearance"))
         if out is None:
@@ -80,13 +75,13 @@ def extract_appearance(bundle: ModelBundle, img256: torch.Tensor, batch_size: in
 
 
 @torch.inference_mode()
-def extract_motion(bundle: ModelBundle, img256: torch.Tensor, batch_size: int = 16,
-                   progress: Progress = None, check_interrupt: Interrupt = None) -> MotionInfo:
+def extract_motion(bundle: ModelBundle, img256: torch.Tensor, ctx: RunContext = CPU,
+                   batch_size: int = 16) -> MotionInfo:
     """M on (B,3,256,256) crops in 0..1 -> raw :class:`MotionInfo` (fp32, CPU)."""
     img256 = _check_images(img256, "extract_motion")
     net = bundle["motion"]
     parts = []
-    for sl in _chunks(img256.shape[0], batch_size, progress, check_interrupt):
+    for sl in _chunks(img256.shape[0], batch_size, ctx):
         with autocast(bundle):
             res = net(_to_device(bundle, img256[sl].clamp(0, 1), "motion"))
         parts.append({k: _to_cpu(v, torch.float32) for k, v in res.items()})
@@ -108,8 +103,7 @@ def _source_rows(n_app: int, t: int, source_index) -> torch.Tensor:
 
 @torch.inference_mode()
 def warp_features(bundle: ModelBundle, f_s: torch.Tensor, x_s: torch.Tensor, x_d: torch.Tensor,
-                  batch_size: int = 4, progress: Progress = None,
-                  check_interrupt: Interrupt = None, source_index=None,
+                  ctx: RunContext = CPU, batch_size: int = 4, source_index=None,
                   out_dtype: torch.dtype = torch.float16) -> torch.Tensor:
     """W per frame: f_s (N,32,16,64,64) with N = 1 or T (or any N with ``source_index``
     (T,)), x_s/x_d (T,21,3) -> warped features (T,256,64,64) on the CPU in ``out_dtype``."""
@@ -123,7 +117,7 @@ def warp_features(bundle: ModelBundle, f_s: torch.Tensor, x_s: torch.Tensor, x_d
     rows = _source_rows(f_s.shape[0], t, source_index)
     net = bundle["warping"]
     out = torch.empty((t, net.cfg.out_channels) + tuple(f_s.shape[-2:]), dtype=out_dtype)
-    for sl in _chunks(t, batch_size, progress, check_interrupt):
+    for sl in _chunks(t, batch_size, ctx):
         feat = f_s[rows[sl]].to(bundle.device, torch.float32, non_blocking=True)
         with autocast(bundle):
             res = net(feat, x_s[sl].to(bundle.device, torch.float32),
@@ -133,14 +127,14 @@ def warp_features(bundle: ModelBundle, f_s: torch.Tensor, x_s: torch.Tensor, x_d
 
 
 @torch.inference_mode()
-def decode(bundle: ModelBundle, warped: torch.Tensor, batch_size: int = 4,
-           progress: Progress = None, check_interrupt: Interrupt = None) -> torch.Tensor:
+def decode(bundle: ModelBundle, warped: torch.Tensor, ctx: RunContext = CPU,
+           batch_size: int = 4) -> torch.Tensor:
     """G per frame: warped (T,256,64,64) -> images (T,512,512,3) float32 in 0..1 (CPU)."""
     if warped.dim() != 4:
         raise ShapeError(f"decode: expected warped features (T,C,64,64), got {tuple(warped.shape)}")
     net = bundle["decoder"]
     out = None
-    for sl in _chunks(warped.shape[0], batch_size, progress, check_interrupt):
+    for sl in _chunks(warped.shape[0], batch_size, ctx):
         with autocast(bundle):
             img = net(_to_device(bundle, warped[sl], "decoder"))
         img = _to_cpu(img.float().clamp_(0, 1).permute(0, 2, 3, 1), torch.float32)
@@ -150,20 +144,15 @@ def decode(bundle: ModelBundle, warped: torch.Tensor, batch_size: int = 4,
     return out
 
 
-def render(bundle: ModelBundle, f_s: torch.Tensor, x_s: torch.Tensor, x_d: torch.Tensor,
-           batch_size: int = 4, progress: Progress = None, check_interrupt: Interrupt = None,
-           source_index=None) -> torch.Tensor:
-    """W then G chunk by chunk, without keeping the warped features: (T,512,512,3)."""
-    t = x_d.shape[0]
-    all_rows = _source_rows(f_s.shape[0], t, source_index)
-    out = None
-    for sl in _chunks(t, batch_size, progress, check_interrupt):
-        rows = all_rows[sl]
-        warped = warp_features(bundle, f_s, x_s[sl], x_d[sl], batch_size=batch_size,
-                               source_index=rows if f_s.shape[0] > 1 else None,
-                               out_dtype=torch.float32)
-        img = decode(bundle, warped, batch_size=batch_size)
-        if out is None:
-            out = torch.empty((t,) + tuple(img.shape[1:]), dtype=torch.float32)
-        out[sl] = img
-    return out
+def render(bundle: ModelBundle, source: Source, keypoints: Keypoints, frames: slice,
+           ctx: RunContext = CPU, batch_size: int = 4) -> torch.Tensor:
+    """W then G for output ``frames`` of ``keypoints`` (warped features never kept):
+    (t,512,512,3) float32 crops in 0..1 on the CPU."""
+    if source.appearance is None:
+        raise ShapeError("The SOURCE has no appearance features: connect the renderer models "
+                         "to Face Register.")
+    f_s = source.appearance
+    rows = keypoints.source_index[frames] if f_s.shape[0] > 1 else None
+    warped = warp_features(bundle, f_s, keypoints.x_s[frames], keypoints.x_d[frames],
+                           ctx.with_progress(None), batch_size, rows, out_dtype=torch.float32)
+    return decode(bundle, warped, ctx.with_progress(None), batch_size)

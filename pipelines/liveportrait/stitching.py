@@ -43,6 +43,7 @@ class StitchingMLP(nn.Module):
         return self.mlp(x)
 
 
+@torch.no_grad()
 def stitch(S: nn.Module, x_s: torch.Tensor, x_d: torch.Tensor) -> torch.Tensor:
     """x_d corrected by S so the shoulders/neck stay attached: Δexp on all keypoints plus
     a shared Δ(tx, ty). x_s, x_d: (B,21,3)."""
@@ -52,12 +53,14 @@ def stitch(S: nn.Module, x_s: torch.Tensor, x_d: torch.Tensor) -> torch.Tensor:
     return torch.cat([out[..., :2] + delta[:, k * 3: k * 3 + 2].reshape(b, 1, 2), out[..., 2:]], dim=-1)
 
 
+@torch.no_grad()
 def retarget_eye(R_eye: nn.Module, x_s: torch.Tensor, eye_ratio: torch.Tensor) -> torch.Tensor:
     """Keypoint delta (B,21,3) from x_s and [c_s,eyeL, c_s,eyeR, c_d,eye] (B,3)."""
     b = x_s.shape[0]
     return R_eye(torch.cat([x_s.reshape(b, -1), eye_ratio.reshape(b, -1)], dim=1)).reshape(b, -1, 3)
 
 
+@torch.no_grad()
 def retarget_lip(R_lip: nn.Module, x_s: torch.Tensor, lip_ratio: torch.Tensor) -> torch.Tensor:
     """Keypoint delta (B,21,3) from x_s and [c_s,lip, c_d,lip] (B,2)."""
     b = x_s.shape[0]

@@ -15,21 +15,21 @@ keep their slot: they are neither encoded nor generated and come out unchanged.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
-from typing import Callable, Optional
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
 
-from ..core.errors import NoFaceError, ShapeError
+from ..core.choices import PARSING_MODES
+from ..core.errors import NoFaceError, ShapeError, TalkingHeadError
+from ..core.runtime import CPU, RunContext
 from ..core.timeline import mirror_indices
 from ..core.types import AudioFeatures, ModelBundle
 from . import blending as B
 from .crop import CROP_SIZE, crop_face, face_boxes
 from .latents import decode_latents, encode_latents, unet_step
 
-Progress = Optional[Callable[[int, int], None]]
-Interrupt = Optional[Callable[[], None]]
 
 
 @dataclass
@@ -50,7 +50,7 @@ class Avatar:
     crop_boxes: np.ndarray
     parsing: np.ndarray
     alphas: list
-    settings: dict = field(default_factory=dict)
+    settings: "AvatarSettings" = None
 
     def __len__(self) -> int:
         return int(self.frames.shape[0])
@@ -58,7 +58,7 @@ class Avatar:
     def __repr__(self) -> str:
         h, w = self.frames.shape[1:3]
         return (f"Avatar({len(self)} frames {w}x{h}, {int(self.face_found.sum())} with a face, "
-                f"{self.settings.get('parsing_mode')})")
+                f"{self.settings.parsing_mode if self.settings else ''})")
 
 
 def frame_schedule(n_source: int, n_out: int) -> np.ndarray:
@@ -78,41 +78,69 @@ def as_uint8_frames(frames) -> np.ndarray:
     return np.clip(np.rint(x.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
 
 
-def _masks(avatar_parsing, boxes, crop_boxes, found, settings) -> list:
+@dataclass(frozen=True)
+class AvatarSettings:
+    """MuseTalk's source-side choices.
+
+    parsing_mode: which parsed regions are regenerated (jaw: mouth and jaw, v1.5's
+    default; raw: the parsed face; neck: adds the neck). left/right_cheek_width: pixels
+    of the 512 parsing map, from its centre, where the jaw mask keeps its full width.
+    upper_boundary_ratio: rows of the blend square above this fraction stay the original.
+    blur_ratio: feathering (Gaussian kernel) relative to the blend square. expand: blend
+    square size relative to the face box. bbox_shift / extra_margin: move the mouth region
+    (+ lower, - higher) / extend the box below the chin (pixels). seed: sample the VAE
+    posterior with this seed instead of using its mean (None: the mean, deterministic).
+    """
+
+    parsing_mode: str = "jaw"
+    left_cheek_width: int = 90
+    right_cheek_width: int = 90
+    upper_boundary_ratio: float = 0.5
+    blur_ratio: float = 0.05
+    expand: float = 1.5
+    bbox_shift: int = 0
+    extra_margin: int = 10
+    seed: Optional[int] = None
+
+    def __post_init__(self):
+        if self.parsing_mode not in PARSING_MODES:
+            raise TalkingHeadError(f"unknown parsing mode {self.parsing_mode!r}; choose one of "
+                                   f"{', '.join(PARSING_MODES)}")
+        for name in ("upper_boundary_ratio", "blur_ratio"):
+            value = float(getattr(self, name))
+            if not 0.0 <= value <= 1.0:
+                raise TalkingHeadError(f"{name} must be between 0 and 1, got {value}")
+
+
+def _masks(avatar_parsing, boxes, crop_boxes, found, st: AvatarSettings) -> list:
     out = []
     for i in range(len(found)):
         if not found[i]:
             out.append(None)
             continue
-        m512 = B.mode_mask(avatar_parsing[i], settings["parsing_mode"],
-                           settings["left_cheek_width"], settings["right_cheek_width"])
-        out.append(B.feathered_mask(m512, boxes[i], crop_boxes[i],
-                                    settings["upper_boundary_ratio"], settings["blur_ratio"]))
+        m512 = B.mode_mask(avatar_parsing[i], st.parsing_mode, st.left_cheek_width,
+                           st.right_cheek_width)
+        out.append(B.feathered_mask(m512, boxes[i], crop_boxes[i], st.upper_boundary_ratio,
+                                    st.blur_ratio))
     return out
 
 
-def prepare_avatar(bundle: ModelBundle, frames, boxes=None, face_found=None,
-                   parsing_mode: str = "jaw", left_cheek_width: int = 90,
-                   right_cheek_width: int = 90, upper_boundary_ratio: float = 0.5,
-                   blur_ratio: float = 0.05, expand: float = 1.5, seed: Optional[int] = None,
-                   batch_size: int = 8, progress: Progress = None,
-                   check_interrupt: Interrupt = None, landmarks=None, bbox_shift: int = 0,
-                   extra_margin: int = 10) -> Avatar:
+def prepare_avatar(bundle: ModelBundle, frames, boxes=None, face_found=None, landmarks=None,
+                   settings: AvatarSettings = AvatarSettings(), ctx: RunContext = CPU,
+                   batch_size: int = 8) -> Avatar:
     """Everything that depends only on the source frames, computed once.
 
     frames: (N,H,W,3) float 0..1 or uint8 RGB; boxes: (N,4) from :func:`crop.face_boxes`,
-    or pass ``landmarks`` (N,68,2) instead (boxes then use ``bbox_shift``/``extra_margin``);
-    face_found: (N,) bool (frames without a face pass through). ``seed``: sample the VAE
-    posterior with this seed instead of using its mean (see latents.py).
+    or pass ``landmarks`` (N,68,2) instead (boxes then use the settings' bbox_shift and
+    extra_margin); face_found: (N,) bool (frames without a face pass through).
     """
-    if parsing_mode not in B.MODES:
-        raise ValueError(f"unknown parsing mode '{parsing_mode}' (use one of {B.MODES})")
+    st = settings
     frames = as_uint8_frames(frames)
     n = frames.shape[0]
     if boxes is None:
         if landmarks is None:
             raise ShapeError("prepare_avatar needs face boxes or 68-point landmarks")
-        boxes, face_found = face_boxes(landmarks, frames.shape[1:3], bbox_shift, extra_margin,
+        boxes, face_found = face_boxes(landmarks, frames.shape[1:3], st.bbox_shift, st.extra_margin,
                                        face_found=face_found)
     boxes = np.asarray(boxes, dtype=np.int64).reshape(-1, 4).copy()
     if boxes.shape[0] != n:
@@ -125,57 +153,44 @@ def prepare_avatar(bundle: ModelBundle, frames, boxes=None, face_found=None,
     if not found.any():
         raise NoFaceError("MuseTalk found no face in any source frame. Use a portrait where "
                           "the face is visible and frontal, or draw a manual face box.")
-    settings = dict(parsing_mode=parsing_mode, left_cheek_width=int(left_cheek_width),
-                    right_cheek_width=int(right_cheek_width),
-                    upper_boundary_ratio=float(upper_boundary_ratio),
-                    blur_ratio=float(blur_ratio), expand=float(expand), seed=seed)
     crops = np.zeros((n, CROP_SIZE, CROP_SIZE, 3), np.uint8)
     crop_boxes = np.zeros((n, 4), np.int32)
     latents = torch.zeros((n, 8, CROP_SIZE // 8, CROP_SIZE // 8))
     parsing = np.zeros((n, B.PARSE_SIZE, B.PARSE_SIZE), np.uint8)
     idx = np.flatnonzero(found)
-    gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None
+    gen = torch.Generator().manual_seed(int(st.seed)) if st.seed is not None else None
     for i in idx:
         crops[i] = crop_face(frames[i], boxes[i])
-        crop_boxes[i] = B.blend_crop_box(boxes[i], expand)
+        crop_boxes[i] = B.blend_crop_box(boxes[i], st.expand)
     vae, parser = bundle["vae"], bundle["parsing"]
     for done in range(0, len(idx), batch_size):
-        if check_interrupt is not None:
-            check_interrupt()
+        ctx.check()
         sel = idx[done:done + batch_size]
         latents[sel] = encode_latents(vae, crops[sel], generator=gen)
         large = [B.crop_padded(frames[i], crop_boxes[i]) for i in sel]
         parsing[sel] = B.parse_faces(parser, large, batch_size=len(sel))
-        if progress is not None:
-            progress(min(done + batch_size, len(idx)), len(idx))
-    alphas = _masks(parsing, boxes, crop_boxes, found, settings)
+        ctx.report(min(done + batch_size, len(idx)), len(idx))
+    alphas = _masks(parsing, boxes, crop_boxes, found, st)
     return Avatar(frames=frames, boxes=boxes.astype(np.int32), face_found=found, crops=crops,
                   latents=latents, crop_boxes=crop_boxes, parsing=parsing, alphas=alphas,
-                  settings=settings)
+                  settings=st)
 
 
-def avatar_from_source(bundle: ModelBundle, source, **kwargs) -> Avatar:
+def avatar_from_source(bundle: ModelBundle, source, settings: AvatarSettings = AvatarSettings(),
+                       ctx: RunContext = CPU, batch_size: int = 8) -> Avatar:
     """:func:`prepare_avatar` for a registered SOURCE: its landmarks as iBUG 68 points; frames
     whose crop was only reused from a neighbour (no face seen there) pass through unchanged."""
     from ..face import to_ibug68
 
     lm68 = to_ibug68(source.landmarks.numpy(), source.landmark_scheme)
     seen = np.array([k != "reused" for k in (source.kinds or ["detected"] * len(source))])
-    return prepare_avatar(bundle, source.frames, landmarks=lm68, face_found=seen, **kwargs)
+    return prepare_avatar(bundle, source.frames, landmarks=lm68, face_found=seen,
+                          settings=settings, ctx=ctx, batch_size=batch_size)
 
 
-def with_blend_settings(avatar: Avatar, parsing_mode: Optional[str] = None,
-                        left_cheek_width: Optional[int] = None,
-                        right_cheek_width: Optional[int] = None,
-                        upper_boundary_ratio: Optional[float] = None,
-                        blur_ratio: Optional[float] = None) -> Avatar:
-    """A copy of ``avatar`` with masks rebuilt from the cached parsing (no networks)."""
-    settings = dict(avatar.settings)
-    for k, v in dict(parsing_mode=parsing_mode, left_cheek_width=left_cheek_width,
-                     right_cheek_width=right_cheek_width,
-                     upper_boundary_ratio=upper_boundary_ratio, blur_ratio=blur_ratio).items():
-        if v is not None:
-            settings[k] = v
+def with_blend_settings(avatar: Avatar, settings: AvatarSettings) -> Avatar:
+    """A copy of ``avatar`` with masks rebuilt from the cached parsing (no networks) for
+    new mask ``settings`` (parsing mode, cheek widths, boundary, blur)."""
     alphas = _masks(avatar.parsing, avatar.boxes, avatar.crop_boxes, avatar.face_found, settings)
     return dataclasses.replace(avatar, alphas=alphas, settings=settings)
 
@@ -188,8 +203,8 @@ def _feature_tensor(features) -> torch.Tensor:
     return f
 
 
-def generate(bundle: ModelBundle, avatar: Avatar, features, batch_size: int = 8,
-             progress: Progress = None, check_interrupt: Interrupt = None) -> torch.Tensor:
+def generate(bundle: ModelBundle, avatar: Avatar, features, ctx: RunContext = CPU,
+             batch_size: int = 8) -> torch.Tensor:
     """Generated 256x256 faces (T,256,256,3) uint8 RGB, one per audio frame.
 
     Only UNet + VAE decode run. Faceless source slots return the source crop (zeros).
@@ -201,17 +216,15 @@ def generate(bundle: ModelBundle, avatar: Avatar, features, batch_size: int = 8,
     todo = np.flatnonzero(avatar.face_found[schedule])
     unet, vae = bundle["unet"], bundle["vae"]
     for done in range(0, len(todo), max(1, int(batch_size))):
-        if check_interrupt is not None:
-            check_interrupt()
+        ctx.check()
         ts = todo[done:done + batch_size]
         pred = unet_step(unet, avatar.latents[schedule[ts]], feats[ts])
         faces[ts] = decode_latents(vae, pred)
-        if progress is not None:
-            progress(min(done + batch_size, len(todo)), len(todo))
+        ctx.report(min(done + batch_size, len(todo)), len(todo))
     return faces
 
 
-def blend(avatar: Avatar, faces, return_masks: bool = False, check_interrupt: Interrupt = None):
+def blend(avatar: Avatar, faces, return_masks: bool = False, ctx: RunContext = CPU):
     """Composite generated faces into the source frames -> (T,H,W,3) uint8 RGB tensor.
 
     With ``return_masks`` also the full-frame alphas (T,H,W) float32 0..1, so a generic
@@ -221,8 +234,8 @@ def blend(avatar: Avatar, faces, return_masks: bool = False, check_interrupt: In
     schedule = frame_schedule(len(avatar), faces.shape[0])
     out = np.empty((faces.shape[0],) + avatar.frames.shape[1:], np.uint8)
     for t, s in enumerate(schedule):
-        if check_interrupt is not None and t % 32 == 0:
-            check_interrupt()
+        if t % 8 == 0:
+            ctx.check()
         if avatar.face_found[s]:
             out[t] = B.composite(avatar.frames[s], faces[t], avatar.boxes[s],
                                  avatar.crop_boxes[s], avatar.alphas[s])

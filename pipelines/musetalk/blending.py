@@ -26,11 +26,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..core.choices import PARSING_MODES
+from ..core.errors import TalkingHeadError
+
 PARSE_SIZE = 512
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 SKIN, NOSE, MOUTH, UPPER_LIP, LOWER_LIP, NECK = 1, 10, 11, 12, 13, 14
-MODES = ("jaw", "raw", "neck")
+MODES = PARSING_MODES
 
 
 def blend_crop_box(box, expand: float = 1.5) -> tuple:
@@ -107,7 +110,7 @@ def mode_mask(parsing: np.ndarray, mode: str = "jaw", left_cheek_width: int = 90
     if mode == "neck":
         return np.where(mouth | np.isin(parsing, (SKIN, NECK)), 255, 0).astype(np.uint8)
     if mode != "jaw":
-        raise ValueError(f"unknown parsing mode '{mode}' (use one of {MODES})")
+        raise TalkingHeadError(f"unknown parsing mode {mode!r}; choose one of {', '.join(MODES)}")
     skin = np.where(parsing == SKIN, 255, 0).astype(np.uint8)
     dilated = cv2.dilate(skin, jaw_dilate_kernel(), iterations=1)
     eroded = cv2.erode(dilated, jaw_erode_kernel(), iterations=2)
