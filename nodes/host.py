@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 from typing import Optional
 
 import torch
 
 from ..pipelines.core import runtime, weights
+from ..pipelines.core.errors import MediaError
 
 MODEL_FOLDERS = weights.FOLDERS
 MODEL_EXTENSIONS = {".pth", ".pt", ".bin", ".safetensors", ".onnx", ".pkl", ".json", ".task",
@@ -38,9 +40,6 @@ def _module(name: str):
     except Exception:  # not installed, or a broken host install: fall back
         return None
 
-
-def in_comfyui() -> bool:
-    return _module("folder_paths") is not None
 
 
 # ---------------------------------------------------------------------------------------
@@ -118,16 +117,48 @@ def input_files(exts) -> list:
     return sorted(out)
 
 
+ABSOLUTE_PATHS_ENV = "TALKING_HEAD_ALLOW_ABSOLUTE_PATHS"
+_ANNOTATION = re.compile(r"^(.*?)\s*\[(input|output|temp)\]$")
+
+
+def _folder(kind: str) -> str:
+    return {"input": input_dir, "output": output_dir, "temp": temp_dir}[kind]()
+
+
 def resolve_input(name: str) -> str:
-    """An input widget value -> a file path (annotated names like 'x.png [input]' too)."""
-    fp = _module("folder_paths")
-    if fp is not None and hasattr(fp, "get_annotated_filepath"):
-        path = fp.get_annotated_filepath(name)
-        if os.path.isfile(path):
-            return path
-    if os.path.isabs(name) or os.path.isfile(name):
-        return name
-    return os.path.join(input_dir(), name)
+    """A file widget's value -> the file's path, inside ComfyUI's input folder (or the
+    output / temp folder for annotated names such as 'clip.mp4 [output]', as core nodes
+    accept). Names that leave the folder are refused; absolute paths only when the server
+    operator sets TALKING_HEAD_ALLOW_ABSOLUTE_PATHS=1 (a server reachable over its API would
+    otherwise read any image or video on its disk for whoever queues a prompt). Messages
+    never show the server's own folders."""
+    text = (name or "").strip()
+    if not text:
+        raise MediaError("No file chosen: upload an image or video, or pick one from the list.")
+    match = _ANNOTATION.match(text)
+    rel, kind = (match.group(1), match.group(2)) if match else (text, "input")
+    if os.path.isabs(rel) or re.match(r"^[A-Za-z]:[\\/]", rel) or rel.startswith("\\\\"):
+        if os.environ.get(ABSOLUTE_PATHS_ENV) != "1":
+            raise MediaError(f"'{os.path.basename(rel)}' is given as an absolute path, which this "
+                             f"server does not allow: put the file in ComfyUI's {kind} folder (or "
+                             f"upload it), or set {ABSOLUTE_PATHS_ENV}=1 on the server to allow paths.")
+        return rel
+    base = os.path.abspath(_folder(kind))
+    path = os.path.abspath(os.path.join(base, rel))
+    if os.path.commonpath([path, base]) != base:
+        raise MediaError(f"'{text}' points outside ComfyUI's {kind} folder; choose a file inside it.")
+    return path
+
+
+def check_input_file(name: str):
+    """VALIDATE_INPUTS' answer for a file widget: True, or what is wrong (no server path)."""
+    try:
+        path = resolve_input(name)
+    except MediaError as exc:
+        return str(exc)
+    if not os.path.isfile(path):
+        return f"File not found: '{name}'. Upload an image or video, or pick one from the list."
+    return True
 
 
 # ---------------------------------------------------------------------------------------

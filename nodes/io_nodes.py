@@ -20,9 +20,10 @@ PRESETS = ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "sl
 
 @register("Load Source", "io")
 class LoadSource:
-    DESCRIPTION = ("Load a portrait image or video from ComfyUI's input folder (or a path). "
-                   "Returns the frames, the frame rate (exact: 29.97 stays 30000/1001), the "
-                   "video's audio track if it has one, and an info line.")
+    DESCRIPTION = ("Load a portrait image or video from ComfyUI's input folder. Returns the frames, "
+                   "the frame rate (exact: 29.97 stays 30000/1001), the video's audio track if it has "
+                   "one, and an info line. Names outside the input folder are refused; a server "
+                   f"operator can allow absolute paths with {host.ABSOLUTE_PATHS_ENV}=1.")
     RETURN_TYPES = ("IMAGE", "FLOAT", "AUDIO", "STRING")
     RETURN_NAMES = ("frames", "fps", "audio", "info")
     FUNCTION = "load"
@@ -31,44 +32,39 @@ class LoadSource:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "source": (host.input_files(SOURCE_EXTS) or [""], {"image_upload": True}),
+                "source": (host.input_files(SOURCE_EXTS) or [""], {"image_upload": True, "tooltip":
+                           "An image or video in ComfyUI's input folder (upload one here)."}),
                 "max_frames": ("INT", {"default": 0, "min": 0, "max": 100000,
                                        "tooltip": "0 = every frame. Caps memory for long videos."}),
                 "every_nth": ("INT", {"default": 1, "min": 1, "max": 100,
                                       "tooltip": "Keep one frame in N (the fps is divided by N)."}),
             },
-            "optional": {
-                "path": ("STRING", {"default": "", "tooltip": "A file path; overrides 'source' when set."}),
-            },
         }
 
     @classmethod
-    def _path(cls, source, path=""):
-        return path.strip() if path and path.strip() else host.resolve_input(source)
+    def IS_CHANGED(cls, source, **_):
+        try:
+            path = host.resolve_input(source)
+        except MediaError:
+            return source
+        return f"{source}:{os.path.getmtime(path)}" if os.path.isfile(path) else source
 
     @classmethod
-    def IS_CHANGED(cls, source, path="", **_):
-        p = cls._path(source, path)
-        return f"{p}:{os.path.getmtime(p)}" if os.path.isfile(p) else p
+    def VALIDATE_INPUTS(cls, source):
+        return host.check_input_file(source)
 
-    @classmethod
-    def VALIDATE_INPUTS(cls, source, path="", **_):
-        p = cls._path(source, path)
-        if not os.path.isfile(p):
-            return f"Source file not found: {p}. Upload an image or video, or set 'path'."
-        return True
-
-    def load(self, source, max_frames=0, every_nth=1, path=""):
-        p = self._path(source, path)
+    def load(self, source, max_frames=0, every_nth=1):
+        p = host.resolve_input(source)
+        name = os.path.basename(p)
         if media.is_image_path(p):
             frame = media.read_image(p)
-            info = f"image {frame.shape[1]}x{frame.shape[0]} from {os.path.basename(p)}"
+            info = f"image {frame.shape[1]}x{frame.shape[0]} from {name}"
             return image_to_tensor(frame), 25.0, None, info
         video = media.read_video(p, max_frames=max_frames or None, every_nth=every_nth,
                                  ctx=host.context("load"))
         frames = images.to_float(video.frames)
         if video.frames.shape[0] == 1 and not video.info.has_audio:  # a still image with an odd extension
-            return image_to_tensor(frames), 25.0, None, f"image from {os.path.basename(p)}"
+            return image_to_tensor(frames), 25.0, None, f"image from {name}"
         n, h, w = video.frames.shape[:3]
         fps = float(video.fps)
         aud = numpy_to_audio(video.audio, video.sample_rate) if video.audio is not None else None

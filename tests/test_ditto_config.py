@@ -11,7 +11,7 @@ from talking_head.pipelines.ditto import (
     ConditionSource, DittoConfig, MotionDecoder, load_ditto)
 from talking_head.pipelines.ditto.lmdm import TINY
 from talking_head.pipelines.core.errors import (
-    CheckpointError, MissingWeightsError, UnsafePickleError)
+    CheckpointError, MissingWeightsError, TalkingHeadError, UnsafePickleError)
 
 
 def synthetic_cfg(online=True):
@@ -84,7 +84,7 @@ def test_user_values_win_over_the_pickle(cfg_path):
     assert mine.emo == 3                                   # the reference kept the pkl's table
     assert mine.sampling_timesteps == 10 and mine.overlap_v2 == 70    # None = not given
     assert isinstance(cfg.emo, np.ndarray)                 # the original is untouched
-    with pytest.raises(TypeError, match="unknown"):
+    with pytest.raises(TalkingHeadError, match="unknown"):
         cfg.resolve(emotion=3)
 
 

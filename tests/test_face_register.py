@@ -213,8 +213,10 @@ def test_preview_draws_the_crop_square(portrait, portrait_track):
 
 
 def test_musetalk_box_from_mediapipe(portrait_track):
-    x1, y1, x2, y2 = portrait_track.musetalk_boxes()[0]
+    from talking_head.pipelines.musetalk import face_box
+
     lm68 = portrait_track.landmarks68()[0]
+    x1, y1, x2, y2 = face_box(lm68, portrait_track.frame_size)
     # spans the jaw, centred vertically on the lower nose bridge, 10 px below the chin
     assert (x1, x2) == (int(lm68[:, 0].astype(np.int32).min()), int(lm68[:, 0].astype(np.int32).max()))
     assert y2 == int(lm68[:, 1].astype(np.int32).max()) + 10

@@ -23,7 +23,6 @@ def standalone(monkeypatch, tmp_path):
 
 
 def test_standalone_folders_device_dtype(standalone):
-    assert not host.in_comfyui()
     assert host.model_dirs("ditto") == [str(standalone / "models" / "ditto")]
     assert host.model_dirs("aux") == [str(standalone / "models" / "talking_head_aux")]
     assert host.output_dir() == str(standalone / "out")
@@ -111,7 +110,6 @@ def fake_comfy(monkeypatch, tmp_path):
 
 
 def test_host_path_uses_comfyui(fake_comfy):
-    assert host.in_comfyui()
     host.register_model_folders()
     names = fake_comfy.fp.folder_names_and_paths
     for family, folder in host.MODEL_FOLDERS.items():

@@ -1,5 +1,6 @@
 """Load Source -> Write Video through the node classes, as the host would call them."""
 import os
+import shutil
 import subprocess
 from fractions import Fraction
 
@@ -10,6 +11,7 @@ import torch
 from talking_head.nodes import io_nodes
 from talking_head.nodes.convert import numpy_to_audio
 from talking_head.pipelines.core import media
+from talking_head.pipelines.core.errors import MediaError
 from tests.paths import FIXTURES, needs_shared
 
 
@@ -28,7 +30,9 @@ def _write(frames, fps, audio=None, **kw):
 
 @needs_shared
 def test_image_source_looped_over_speech(folders):
-    frames, fps, audio, info = io_nodes.LoadSource().load("", path=os.path.join(FIXTURES, "astronaut.png"))
+    os.makedirs(folders / "input" / "people")
+    shutil.copy(os.path.join(FIXTURES, "astronaut.png"), folders / "input" / "people" / "astronaut.png")
+    frames, fps, audio, info = io_nodes.LoadSource().load("people/astronaut.png")
     assert frames.shape == (1, 512, 512, 3) and audio is None and "image" in info
     wav = media.read_audio(os.path.join(FIXTURES, "speech_16k.wav"))
     speech = numpy_to_audio(wav, 16000)
@@ -43,12 +47,13 @@ def test_image_source_looped_over_speech(folders):
 
 
 def test_ntsc_source_video_with_stereo_44k_audio(folders):
-    src = str(folders / "ntsc.mp4")
+    os.makedirs(folders / "input")
+    src = str(folders / "input" / "ntsc.mp4")
     subprocess.run([media.ffmpeg_exe(), "-loglevel", "error", "-y", "-f", "lavfi", "-i",
                     "testsrc2=size=128x96:rate=30000/1001", "-f", "lavfi", "-i",
                     "sine=frequency=300:sample_rate=44100", "-t", "3", "-ac", "2", "-c:v", "libx264",
                     "-pix_fmt", "yuv420p", "-c:a", "aac", src], check=True)
-    frames, fps, audio, info = io_nodes.LoadSource().load("", path=src)
+    frames, fps, audio, info = io_nodes.LoadSource().load("ntsc.mp4")
     assert abs(fps - 30000 / 1001) < 1e-9 and frames.shape[1:] == (96, 128, 3)
     assert audio["waveform"].shape[:2] == (1, 2) and audio["sample_rate"] == 44100
     path = _write(frames, fps, audio)["result"][0]
@@ -92,4 +97,34 @@ def test_bad_inputs_give_clear_errors(folders):
         _write(torch.rand(16, 16, 3), 5.0)
     with pytest.raises(MediaError, match="empty"):
         _write(torch.rand(2, 16, 16, 3), 5.0, {"waveform": torch.zeros(1, 1, 0), "sample_rate": 16000})
-    assert io_nodes.LoadSource.VALIDATE_INPUTS("missing.png").startswith("Source file not found")
+    assert io_nodes.LoadSource.VALIDATE_INPUTS("missing.png").startswith("File not found: 'missing.png'")
+
+
+@pytest.mark.parametrize("name", ["../../../../etc/passwd", "../outside.png", "a/../../b.png",
+                                  "/etc/passwd", "C:\\Windows\\win.ini", "x.png [nowhere]/../../y"])
+def test_names_outside_the_input_folder_are_refused(folders, monkeypatch, name):
+    (folders / "outside.png").write_bytes(b"not really a png")
+    message = io_nodes.LoadSource.VALIDATE_INPUTS(name)
+    assert message is not True and ("outside" in message or "absolute path" in message
+                                    or "not found" in message), message
+    assert str(folders) not in message                       # no server path in the answer
+    with pytest.raises(MediaError) as err:
+        io_nodes.LoadSource().load(name)
+    assert str(folders) not in str(err.value)
+
+
+def test_absolute_paths_are_an_operator_opt_in(folders, monkeypatch):
+    image = folders / "elsewhere.png"
+    from PIL import Image
+
+    Image.new("RGB", (64, 48), (200, 100, 50)).save(image)
+    assert "TALKING_HEAD_ALLOW_ABSOLUTE_PATHS" in io_nodes.LoadSource.VALIDATE_INPUTS(str(image))
+    monkeypatch.setenv("TALKING_HEAD_ALLOW_ABSOLUTE_PATHS", "1")
+    assert io_nodes.LoadSource.VALIDATE_INPUTS(str(image)) is True
+    frames, *_ = io_nodes.LoadSource().load(str(image))
+    assert frames.shape == (1, 48, 64, 3)
+    # annotated names resolve in their folder, as with core nodes
+    os.makedirs(folders / "output")
+    Image.new("RGB", (8, 8)).save(folders / "output" / "last.png")
+    monkeypatch.delenv("TALKING_HEAD_ALLOW_ABSOLUTE_PATHS")
+    assert io_nodes.LoadSource.VALIDATE_INPUTS("last.png [output]") is True

@@ -120,9 +120,9 @@ def test_case3_keypoints_and_driving_composition(cases, gold):
     for name, info in (("R_s", src), ("R_d0", d0), ("R_d1", d1)):
         _kp, pe, _deg = K.decode_info(info)
         check(cases, "case3", name, pe.R, c3[name])
-    check(cases, "case3", "x_s", K.transform_keypoint(src.as_dict()), c3["x_s"])
-    check(cases, "case3", "x_d0_transformed", K.transform_keypoint(d0.as_dict()), c3["x_d0_transformed"])
-    check(cases, "case3", "x_d1_transformed", K.transform_keypoint(d1.as_dict()), c3["x_d1_transformed"])
+    check(cases, "case3", "x_s", _posed(src.as_dict()), c3["x_s"])
+    check(cases, "case3", "x_d0_transformed", _posed(d0.as_dict()), c3["x_d0_transformed"])
+    check(cases, "case3", "x_d1_transformed", _posed(d1.as_dict()), c3["x_d1_transformed"])
 
     # the composition's intermediates for frame 1
     _kp, s_pe, _ = K.decode_info(src)
@@ -170,10 +170,12 @@ def test_case6_stitching_and_retargeting(cases, gold, bundle):
     with torch.inference_mode():
         for outer, (role, _cfg) in S.ENTRIES.items():
             check(cases, "case6", f"{outer}.out", bundle[role](c6[f"{outer}.in"]), c6[f"{outer}.out"])
-        src, drv = inp["lmk203"][None], inp["lmk203_driving"][None]
-        eye = S.combined_eye_ratio(src, drv)
-        lip = S.combined_lip_ratio(src, drv)
-        lip0 = torch.cat([S.lip_open_ratio(src), torch.zeros(1, 1)], dim=1)
+        (eye_s, lip_s), (eye_d, lip_d) = (S.open_ratios(inp[k][None], "lp203")
+                                          for k in ("lmk203", "lmk203_driving"))
+        # the official inputs: [source eyes, driving LEFT eye] and [source lip, driving lip]
+        eye = torch.cat([eye_s, eye_d[:, :1]], dim=1)
+        lip = torch.cat([lip_s, lip_d], dim=1)
+        lip0 = torch.cat([lip_s, torch.zeros(1, 1)], dim=1)
         check(cases, "case6", "eye.ratio", eye, c6["eye.ratio"])
         check(cases, "case6", "lip.ratio", lip, c6["lip.ratio"])
         check(cases, "case6", "lip_normalize.ratio", lip0, c6["lip_normalize.ratio"])
@@ -201,3 +203,9 @@ def test_case8_end_to_end_frame(cases, gold, bundle, f_s, motion):
         check(cases, "case8", f"W.{key}", w[key], c8[f"W.{key}"])
     img = R.decode(bundle, w["out"])
     check(cases, "case8", "G.image", img.permute(0, 3, 1, 2), c8["G.image"])
+
+
+def _posed(info: dict):
+    """x = scale * (kp @ R + exp) + t (xy): the source keypoints from a motion-extractor dict."""
+    kp, pe, _ = K.decode_info(MotionInfo(**info))
+    return K.compose_keypoints(kp, pe.R, pe.exp, pe.scale, pe.t)

@@ -163,7 +163,7 @@ def test_multiplier_expression_friendly_and_stitching():
     plain = K.drive_keypoints(src, motion, K.DriveOptions(stitching=False, expression_friendly=False))
     x_s, x_d = plain.x_s, plain.x_d
     assert x_s.shape == x_d.shape == (4, 21, 3) and torch.equal(x_s[0], x_s[3])
-    torch.testing.assert_close(x_s[0:1], K.transform_keypoint(src.as_dict()))
+    torch.testing.assert_close(x_s[0:1], _posed(src.as_dict()))
     for m in (0.0, 2.5):
         out = K.drive_keypoints(src, motion, K.DriveOptions(stitching=False, expression_friendly=False,
                                                             driving_multiplier=m))
@@ -210,19 +210,9 @@ def test_video_source_follows_source_index():
     src = _info(20, 3)
     motion = _motion(source_index=torch.tensor([2, 0, 1, 2]))
     out = K.drive_keypoints(src, motion, K.DriveOptions(stitching=False))
-    per_frame = K.transform_keypoint(src.as_dict())
+    per_frame = _posed(src.as_dict())
     torch.testing.assert_close(out.x_s, per_frame[[2, 0, 1, 2]])
     assert out.source_index.tolist() == [2, 0, 1, 2]
-
-
-def test_combined_ratios_broadcast_the_source():
-    g = _gen(30)
-    src, drv = torch.rand(1, 203, 2, generator=g) * 100, torch.rand(5, 203, 2, generator=g) * 100
-    eye, lip = S.combined_eye_ratio(src, drv), S.combined_lip_ratio(src, drv)
-    assert eye.shape == (5, 3) and lip.shape == (5, 2)
-    torch.testing.assert_close(eye[:, :2], S.eye_open_ratios(src).expand(5, 2))
-    torch.testing.assert_close(eye[:, 2], S.eye_open_ratios(drv)[:, 0])
-    torch.testing.assert_close(lip[:, 1], S.lip_open_ratio(drv)[:, 0])
 
 
 # ---------------------------------------------------------------------------------------
@@ -258,3 +248,9 @@ def test_rts_smoother_is_the_exact_posterior_mean():
     const = torch.full((5, 2), 0.7, dtype=torch.float64)
     torch.testing.assert_close(K.rts_smooth(const, 1e-3), const)
     assert math.isclose(float(K.rts_smooth(x[:1], 1e-3)[0, 0]), float(x[0, 0]))
+
+
+def _posed(info: dict):
+    """x = scale * (kp @ R + exp) + t (xy): the source keypoints from a motion-extractor dict."""
+    kp, pe, _ = K.decode_info(MotionInfo(**info))
+    return K.compose_keypoints(kp, pe.R, pe.exp, pe.scale, pe.t)

@@ -10,7 +10,7 @@ from talking_head.pipelines.core import controls, timeline
 from talking_head.pipelines.core.errors import ShapeError, TalkingHeadError
 from talking_head.pipelines.core.motion import DrivingSpec, Motion
 from talking_head.pipelines.face import register as source
-from talking_head.pipelines.liveportrait.drive import open_ratios
+from talking_head.pipelines.liveportrait.stitching import open_ratios
 
 
 def _fields(n=10):

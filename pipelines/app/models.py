@@ -8,6 +8,7 @@ cached the same way (a MediaPipe graph takes about a second to build).
 """
 from __future__ import annotations
 
+import atexit
 import os
 from typing import Optional
 
@@ -135,3 +136,6 @@ def close_detectors() -> None:
     teardown and prints a traceback after an otherwise clean run."""
     while _DETECTORS:
         _DETECTORS.popitem()[1].close()
+
+
+atexit.register(close_detectors)

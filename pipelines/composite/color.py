@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from ..core.choices import COLOR_MATCH  # noqa: E402,F401  (re-exported)
+from ..core.errors import ShapeError
 # A render whose spread is far from the original's (flat background, teeth vs closed
 # lips) would be stretched wildly; the per-channel gain stays within [1/2, 2].
 STD_RATIO_LIMIT = 2.0
@@ -65,7 +66,7 @@ def match_color(render: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
     """Shift/scale each channel of ``render`` (B,h,w,3, 0..1) so its weighted mean and
     std equal ``target``'s under ``weight`` (B,h,w). Returns clipped RGB."""
     if space not in COLOR_MATCH:
-        raise ValueError(f"color_match must be one of {COLOR_MATCH}, got {space!r}")
+        raise ShapeError(f"color_match must be one of {COLOR_MATCH}, got {space!r}")
     if space == "off":
         return render
     to, back = (rgb_to_lab, lab_to_rgb) if space == "lab" else (lambda v: v, lambda v: v)

@@ -31,6 +31,11 @@ AUDIO_EXTS = {".wav", ".mp3", ".flac", ".ogg", ".m4a", ".aac", ".opus", ".wma"}
 MIN_SIDE = 2  # a 1x1 "image" can't hold a face; anything smaller than this is refused
 
 
+def _name(path: str) -> str:
+    """How messages name a file: its name, never the folders of the machine it is on."""
+    return os.path.basename(os.fspath(path)) or os.fspath(path)
+
+
 def ffmpeg_exe() -> str:
     """Path of the ffmpeg binary (imageio-ffmpeg's, or $IMAGEIO_FFMPEG_EXE)."""
     try:
@@ -90,9 +95,9 @@ def exact_fps(value: float) -> Fraction:
 def probe(path: str) -> MediaInfo:
     """Streams and duration of a media file, parsed from ffmpeg's report."""
     if not os.path.isfile(path):
-        raise MediaError(f"File not found: {path}")
+        raise MediaError(f"File not found: {_name(path)}")
     if os.path.getsize(path) == 0:
-        raise MediaError(f"{path} is empty (0 bytes). Choose another file.")
+        raise MediaError(f"{_name(path)} is empty (0 bytes). Choose another file.")
     proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", path],
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     report = proc.stderr.decode("utf-8", "replace")
@@ -122,8 +127,8 @@ def probe(path: str) -> MediaInfo:
     if not info.streams:
         first = next((ln for ln in report.splitlines() if path in ln or "Invalid" in ln), "")
         raise MediaError(
-            f"{path} is not a readable image, video or audio file"
-            + (f" (ffmpeg: {first.strip()})" if first else "")
+            f"{_name(path)} is not a readable image, video or audio file"
+            + (f" (ffmpeg: {first.strip().replace(path, _name(path))})" if first else "")
             + ". Check the file, or convert it to PNG/MP4/WAV.")
     return info
 
@@ -146,7 +151,7 @@ def iter_frames(path: str, info: Optional[MediaInfo] = None, max_frames: Optiona
     """Yield decoded frames (H,W,3), uint8 (bits=8) or uint16 (bits=16), one at a time."""
     info = info or probe(path)
     if not info.has_video or info.width < 1:
-        raise MediaError(f"{path} has no video or image stream.")
+        raise MediaError(f"{_name(path)} has no video or image stream.")
     w, h = info.width, info.height
     pix = "rgb24" if bits == 8 else "rgb48le"
     dtype = np.uint8 if bits == 8 else np.dtype("<u2")
@@ -170,7 +175,7 @@ def iter_frames(path: str, info: Optional[MediaInfo] = None, max_frames: Optiona
         err = proc.stderr.read().decode("utf-8", "replace").strip()
         proc.wait()
     if count == 0:
-        raise MediaError(f"No frames could be decoded from {path}" + (f": {err}" if err else "."))
+        raise MediaError(f"No frames could be decoded from {_name(path)}" + (f": {err.replace(path, _name(path))}" if err else "."))
 
 
 def _to_float(frame: np.ndarray) -> np.ndarray:
@@ -183,9 +188,9 @@ def read_image(path: str) -> np.ndarray:
     (a transparent background must not look like a black wall to the face detector)."""
     info = probe(path)
     if not info.has_video:
-        raise MediaError(f"{path} is not an image.")
+        raise MediaError(f"{_name(path)} is not an image.")
     if min(info.width, info.height) < MIN_SIDE:
-        raise MediaError(f"{path} is {info.width}x{info.height} pixels; a portrait needs a real "
+        raise MediaError(f"{_name(path)} is {info.width}x{info.height} pixels; a portrait needs a real "
                          "image (at least 64x64, ideally 512x512 or more).")
     pix_fmt = (info.pix_fmt or "").lower()
     has_alpha = any(tag in pix_fmt for tag in ("rgba", "bgra", "argb", "abgr", "ya", "yuva", "pal8"))
@@ -196,7 +201,7 @@ def read_image(path: str) -> np.ndarray:
                         "image")
     buf, err = proc.communicate()
     if len(buf) < w * h * 8:
-        raise MediaError(f"Could not decode {path}: {err.decode('utf-8', 'replace').strip()}")
+        raise MediaError(f"Could not decode {_name(path)}: {err.decode('utf-8', 'replace').strip().replace(path, _name(path))}")
     rgba = np.frombuffer(buf[: w * h * 8], dtype="<u2").reshape(h, w, 4).astype(np.float32) / 65535.0
     alpha = rgba[..., 3:4]
     return rgba[..., :3] * alpha + (1.0 - alpha)
@@ -206,7 +211,7 @@ def read_audio(path: str, sample_rate: int = 16000, mono: bool = True) -> np.nda
     """Any ffmpeg-readable audio (or a video's audio track) -> float32 (T,) mono or (C,T)."""
     info = probe(path)
     if not info.has_audio:
-        raise MediaError(f"{path} has no audio stream.")
+        raise MediaError(f"{_name(path)} has no audio stream.")
     args = ["-i", path, "-map", "0:a:0", "-f", "f32le", "-ar", str(int(sample_rate))]
     if mono:
         args += ["-ac", "1"]
@@ -215,7 +220,7 @@ def read_audio(path: str, sample_rate: int = 16000, mono: bool = True) -> np.nda
     channels = 1 if mono else max(1, info.channels or 1)
     data = np.frombuffer(buf, dtype="<f4")
     if data.size == 0:
-        raise MediaError(f"{path} holds no audio samples (zero-length audio). Choose a file with speech."
+        raise MediaError(f"{_name(path)} holds no audio samples (zero-length audio). Choose a file with speech."
                          + (f" ffmpeg: {err.decode('utf-8', 'replace').strip()}" if err.strip() else ""))
     data = data[: data.size - data.size % channels]
     return data.copy() if mono else data.reshape(-1, channels).T.copy()
@@ -235,7 +240,7 @@ def read_video(path: str, max_frames: Optional[int] = None, every_nth: int = 1,
     """Decode a whole video (frames, exact fps, its audio track if any)."""
     info = probe(path)
     if not info.has_video:
-        raise MediaError(f"{path} has no video stream.")
+        raise MediaError(f"{_name(path)} has no video stream.")
     fps = info.fps or Fraction(25)
     frames = []
     for fr in iter_frames(path, info, max_frames=max_frames, every_nth=every_nth):

@@ -31,6 +31,7 @@ from typing import Callable, Optional
 import torch
 
 from .choices import DTYPES
+from .errors import TalkingHeadError
 
 DTYPE_OF = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 DTYPE_CHOICES = DTYPES
@@ -54,8 +55,6 @@ def pick_device(preference: str = "auto") -> torch.device:
 def resolve_dtype(preference: str, device: torch.device, half_ok: Optional[bool] = None) -> torch.dtype:
     """The compute dtype for ``preference`` (auto/fp32/fp16/bf16) on ``device`` (see above).
     ``half_ok``: the host's verdict on half precision for this device (None = no opinion)."""
-    from .errors import TalkingHeadError
-
     if preference not in DTYPE_CHOICES:
         raise TalkingHeadError(f"dtype must be one of {', '.join(DTYPE_CHOICES)}, got {preference!r}")
     device = torch.device(device)
@@ -135,6 +134,22 @@ class RunContext:
         if self.dtype == torch.float32 or self.device.type == "cpu":
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    @contextlib.contextmanager
+    def inside(self, *networks):
+        """Check for a stop before every submodule of ``networks`` runs, so one long forward
+        pass (a full-size decoder takes seconds per frame on a CPU) ends within one layer."""
+        if self.interrupt is None:
+            yield
+            return
+        hook = lambda _module, _args: self.interrupt()  # noqa: E731
+        handles = [m.register_forward_pre_hook(hook) for net in networks
+                   if isinstance(net, torch.nn.Module) for m in net.modules()]
+        try:
+            yield
+        finally:
+            for h in handles:
+                h.remove()
 
 
 CPU = RunContext()

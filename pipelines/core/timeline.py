@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .errors import TalkingHeadError
+
 MODES = ("cycle", "ping-pong", "hold")
 
 
@@ -34,8 +36,6 @@ def frame_order(n_source: int, n_out: int, mode: str) -> np.ndarray:
         return mirror_indices(i, n_source)
     if mode == "cycle":
         return i % n_source
-    from .errors import TalkingHeadError
-
     raise TalkingHeadError(f"frame order must be one of {MODES}, got {mode!r}")
 
 
@@ -46,8 +46,6 @@ def frame_mapping(n_source: int, n_driving: int, mode: str) -> tuple:
     """A source of ``n_source`` frames driven by ``n_driving`` frames: (output frames,
     source_index (T,) int64). "cut" stops at the shorter of the two (for a video source);
     the others run for the driver's length and walk the source by their rule."""
-    from .errors import TalkingHeadError
-
     if mode not in LENGTH_MODES:
         raise TalkingHeadError(f"length mode must be one of {', '.join(LENGTH_MODES)}, got {mode!r}")
     n_out = min(n_source, n_driving) if mode == "cut" and n_source > 1 else n_driving

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 
 from .errors import MissingWeightsError
+from .errors import ShapeError
 
 PACK_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -115,7 +116,7 @@ NEEDS = {"ditto": ("aux",), "liveportrait": ("aux",), "musetalk": ("aux",), "aux
 
 def entries(family: str, group: Optional[str] = None, include_optional: bool = False) -> list:
     if family not in FAMILIES:
-        raise ValueError(f"unknown model family {family!r}; choose one of {', '.join(FAMILIES)}")
+        raise ShapeError(f"unknown model family {family!r}; choose one of {', '.join(FAMILIES)}")
     return [w for w in REGISTRY if w.family == family and (group is None or w.group == group)
             and (include_optional or not w.optional)]
 

@@ -20,6 +20,7 @@ from typing import Callable, List, Optional
 
 import numpy as np
 
+from ..core.errors import ShapeError
 from .motion_layout import POSE_END
 
 
@@ -51,7 +52,7 @@ class WindowFuser:
                  online: bool = False, smooth_k: int = 3, fix_kp_cond: int = 0,
                  fix_kp_cond_dim: Optional[tuple] = None):
         if not 0 <= overlap < seq_len:
-            raise ValueError(f"overlap must be in [0, {seq_len}), got {overlap}")
+            raise ShapeError(f"overlap must be in [0, {seq_len}), got {overlap}")
         self.seq_len = int(seq_len)
         self.overlap = int(overlap)
         self.valid = self.seq_len - self.overlap                   # V

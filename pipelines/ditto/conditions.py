@@ -14,6 +14,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..core.errors import ShapeError
 from ..core.choices import EMOTIONS
 from .frames import mirror_indices
 from .motion_layout import info_from_arrays, info_to_row, motion_info_frame
@@ -30,12 +31,12 @@ def _label(x) -> int:
     if isinstance(x, str):
         name = x.strip().lower()
         if name not in EMOTIONS:
-            raise ValueError(f"unknown emotion '{x}'; choose one of {', '.join(EMOTIONS)}")
+            raise ShapeError(f"unknown emotion '{x}'; choose one of {', '.join(EMOTIONS)}")
         return EMOTIONS.index(name)
     if isinstance(x, (bool, float)) or not isinstance(x, (int, np.integer)):
-        raise ValueError(f"an emotion label must be an int 0-7 or a name, got {x!r}")
+        raise ShapeError(f"an emotion label must be an int 0-7 or a name, got {x!r}")
     if not 0 <= int(x) < 8:
-        raise ValueError(f"emotion label {x} is outside 0-7 ({', '.join(EMOTIONS)})")
+        raise ShapeError(f"emotion label {x} is outside 0-7 ({', '.join(EMOTIONS)})")
     return int(x)
 
 
@@ -62,7 +63,7 @@ def parse_emotion(emo) -> np.ndarray:
     if isinstance(emo, np.ndarray) and emo.dtype.kind == "f":
         table = emo.astype(np.float32).reshape(-1, 8) if emo.size % 8 == 0 else None
         if table is None or emo.ndim > 2 or (emo.ndim == 2 and emo.shape[1] != 8):
-            raise ValueError(f"an emotion table must have shape (m,8), got {emo.shape}")
+            raise ShapeError(f"an emotion table must have shape (m,8), got {emo.shape}")
         return table
     if isinstance(emo, (list, tuple)) and emo and isinstance(emo[0], (list, tuple)):
         return np.stack([emotion_row(e) for e in emo]).astype(np.float32)
@@ -73,7 +74,7 @@ def emotion_schedule(keyframes: dict, n_frames: int) -> np.ndarray:
     """{frame: emotion} -> (n_frames, 8), linearly blended between keyframes and held
     before the first / after the last one."""
     if not keyframes:
-        raise ValueError("emotion_schedule needs at least one keyframe")
+        raise ShapeError("emotion_schedule needs at least one keyframe")
     frames = sorted(int(f) for f in keyframes)
     rows = np.stack([parse_emotion(keyframes[f] if f in keyframes else keyframes[str(f)])[0]
                      for f in frames])
@@ -95,7 +96,7 @@ class ConditionSource:
         self.eye_open = np.asarray(self.eye_open, dtype=np.float32).reshape(-1, 2)
         self.eye_ball = np.asarray(self.eye_ball, dtype=np.float32).reshape(-1, 6)
         if len(self.eye_open) != len(self.eye_ball) or len(self.eye_open) == 0:
-            raise ValueError("eye_open and eye_ball need the same number (>0) of frames")
+            raise ShapeError("eye_open and eye_ball need the same number (>0) of frames")
 
     @property
     def sc(self) -> np.ndarray:
@@ -121,7 +122,7 @@ class ConditionSource:
         """From the cfg's ``ch_info`` dict (x_s_info_lst, eye_open_lst, eye_ball_lst[, sc])."""
         missing = {"x_s_info_lst", "eye_open_lst", "eye_ball_lst"} - set(ch_info)
         if missing:
-            raise ValueError(f"the cfg's ch_info lacks {sorted(missing)}; the file may be damaged "
+            raise ShapeError(f"the cfg's ch_info lacks {sorted(missing)}; the file may be damaged "
                              "(or pass use_reference_identity=False)")
         info = dict(ch_info["x_s_info_lst"][0])
         if "kp" not in info and "sc" in ch_info:

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..core.checkpoint_io import load_pickle_safe
 from ..core.errors import CheckpointError
+from ..core.errors import TalkingHeadError
 
 
 @dataclass
@@ -100,7 +101,7 @@ class DittoConfig:
         names = {f.name for f in dataclasses.fields(self)}
         unknown = set(overrides) - names
         if unknown:
-            raise TypeError(f"unknown Ditto setting(s): {', '.join(sorted(unknown))}")
+            raise TalkingHeadError(f"unknown Ditto setting(s): {', '.join(sorted(unknown))}")
         return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
     @classmethod

@@ -7,6 +7,7 @@ normalised crop coordinates (x, y in [0,1], relative z); all distances are 3-D.
 from __future__ import annotations
 
 import numpy as np
+from ..core.errors import ShapeError
 
 # (outer corner, inner corner, three upper/lower lid pairs, iris centre)
 _LEFT = (33, 133, ((145, 159), (144, 160), (153, 158)), 468)
@@ -37,7 +38,7 @@ def eye_attributes(landmarks478) -> tuple:
     if p.ndim == 2:
         p = p[None]
     if p.shape[1:] != (478, 3):
-        raise ValueError(f"eye_attributes needs (N,478,3) MediaPipe landmarks, got {p.shape}")
+        raise ShapeError(f"eye_attributes needs (N,478,3) MediaPipe landmarks, got {p.shape}")
     open_l, ball_l = _one_eye(p, _LEFT)
     open_r, ball_r = _one_eye(p, _RIGHT)
     eye_open = np.stack([open_l, open_r], axis=1).astype(np.float32)

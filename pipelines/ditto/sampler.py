@@ -17,6 +17,7 @@ from typing import List, Optional
 
 import numpy as np
 import torch
+from ..core.errors import ShapeError
 
 NUM_TIMESTEPS = 1000
 
@@ -95,7 +96,7 @@ class NoiseSource:
                                            generator=self._gen)
         self.step_noises = self.step_noises.reshape((-1, 1) + tuple(self.shape))
         if len(self.step_noises) < self.steps - 1:
-            raise ValueError(f"need {self.steps - 1} step noises, got {len(self.step_noises)}")
+            raise ShapeError(f"need {self.steps - 1} step noises, got {len(self.step_noises)}")
 
     def next_x_T(self) -> torch.Tensor:
         w = self._window

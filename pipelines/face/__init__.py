@@ -16,7 +16,7 @@ from .frames import as_uint8_frames, check_resize, load_image, mirror_index, res
 from .mediapipe_backend import MediaPipeFaceDetector, mediapipe_model_paths
 from .insightface_backend import InsightFaceDetector, insightface_model_paths
 from .preview import draw_preview
-from .schemes import SCHEMES, crop_points, musetalk_box, to_ibug68
+from .schemes import SCHEMES, crop_points, to_ibug68
 from .smoothing import centered_moving_average, smooth_motion_info
 from .track import KINDS, FaceTrack, TrackSettings, register_faces
 
@@ -26,6 +26,6 @@ __all__ = [
     "FaceObservation", "detect_in_frame", "as_uint8_frames", "check_resize", "load_image",
     "mirror_index", "resize_to_limit", "MediaPipeFaceDetector", "mediapipe_model_paths",
     "InsightFaceDetector", "insightface_model_paths", "draw_preview", "SCHEMES",
-    "crop_points", "musetalk_box", "to_ibug68", "centered_moving_average",
+    "crop_points", "to_ibug68", "centered_moving_average",
     "smooth_motion_info", "KINDS", "FaceTrack", "TrackSettings", "register_faces",
 ]

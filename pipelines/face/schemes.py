@@ -92,24 +92,3 @@ def eye_centres(landmarks: np.ndarray, scheme: Scheme) -> np.ndarray:
     """(2,2): image-left and image-right eye centres."""
     lm = np.asarray(landmarks)[:, :2]
     return np.stack([lm[list(scheme.left_eye)].mean(0), lm[list(scheme.right_eye)].mean(0)])
-
-
-def musetalk_box(lm68: np.ndarray, frame_height: int, bbox_shift: int = 0,
-                 extra_margin: int = 10, fallback=None):
-    """MuseTalk v1.5's face box (x1, y1, x2, y2) from 68 iBUG points (spec musetalk §1.2).
-
-    The box is vertically symmetric about the lower nose bridge (point 29) and spans the
-    landmarks' x range; ``extra_margin`` extends it below the chin so the jaw can move.
-    Returns ``fallback`` (e.g. a detector box) where the landmark box is degenerate.
-    """
-    lm = np.asarray(lm68)[:, :2].astype(np.int32)  # MuseTalk casts DWPose points to int
-    half_face_y = int(lm[29, 1]) + int(bbox_shift)
-    half_face_dist = int(lm[:, 1].max()) - half_face_y
-    y1 = max(0, half_face_y - half_face_dist)
-    x1, x2, y2 = int(lm[:, 0].min()), int(lm[:, 0].max()), int(lm[:, 1].max())
-    if y2 - y1 <= 0 or x2 - x1 <= 0 or x1 < 0:
-        if fallback is None:
-            return None
-        x1, y1, x2, y2 = (int(v) for v in fallback)
-    y2 = min(y2 + int(extra_margin), int(frame_height))
-    return x1, y1, x2, y2

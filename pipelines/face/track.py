@@ -29,7 +29,7 @@ from .crop import (
     rect_from_landmarks, transform_points, warp_crop, whole_image_rect)
 from .detect import FaceDetector, FaceObservation, detect_in_frame, square_region
 from .frames import FrameReader
-from .schemes import MEDIAPIPE478, SCHEMES, crop_points, musetalk_box, to_ibug68
+from .schemes import MEDIAPIPE478, SCHEMES, crop_points, to_ibug68
 from .smoothing import smooth_rects
 
 KINDS = ("detected", "eyes", "reused", "manual", "fallback")
@@ -73,16 +73,6 @@ class FaceTrack:
         """(N,68,2) iBUG points in frame pixels (MuseTalk's box)."""
         return to_ibug68(self.landmarks, self.scheme)
 
-    def musetalk_boxes(self, bbox_shift: int = 0, extra_margin: int = 10) -> list:
-        """Per frame MuseTalk's (x1, y1, x2, y2); the crop's own square is the fallback."""
-        lm68 = self.landmarks68()
-        boxes = []
-        for i in range(len(self)):
-            corners = transform_points(np.array([[0, 0], [RENDER_DSIZE - 1] * 2]),
-                                       self.crop_to_frame[i])
-            boxes.append(musetalk_box(lm68[i], self.frame_size[0], bbox_shift,
-                                      extra_margin, fallback=corners.reshape(-1)))
-        return boxes
 
 
 @dataclass(frozen=True)

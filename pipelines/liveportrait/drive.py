@@ -18,14 +18,7 @@ from ..core.errors import ShapeError, TalkingHeadError
 from ..core.motion import Motion
 from ..core.types import Keypoints, ModelBundle, MotionInfo, Source
 from . import keypoints as kpm
-
-# MediaPipe 478 points used for open ratios (upper lid, lower lid, corner, corner)
-_MP_EYES = ((159, 145, 33, 133), (386, 374, 362, 263))
-_MP_LIP = (13, 14, 61, 291)
-# LivePortrait's 203-point definition (spec §1.7)
-_LP203_EYES = ((6, 18, 0, 12), (30, 42, 24, 36))
-_LP203_LIP = (90, 102, 48, 66)
-
+from .stitching import open_ratios
 
 @dataclass(frozen=True)
 class StitchOptions:
@@ -47,30 +40,12 @@ class StitchOptions:
     lip_open: Optional[float] = None
 
 
-def open_ratios(landmarks: torch.Tensor, scheme: str) -> tuple:
-    """(N,K,2) landmarks -> eye-open ratios (N,2) and lip-open ratio (N,1): lid (or lip)
-    gap over eye (or mouth) width, the quantity LivePortrait's retargeting MLPs read."""
-    if scheme.startswith("mediapipe"):
-        eyes, lip = _MP_EYES, _MP_LIP
-    elif scheme in ("lp203", "liveportrait203", "203"):
-        eyes, lip = _LP203_EYES, _LP203_LIP
-    else:
-        raise TalkingHeadError(f"eye/lip retargeting needs MediaPipe or 203-point landmarks, "
-                               f"not '{scheme}'")
-    pts = torch.as_tensor(landmarks, dtype=torch.float32)
-
-    def ratio(a, b, c, d):
-        return (pts[:, a] - pts[:, b]).norm(dim=-1) / ((pts[:, c] - pts[:, d]).norm(dim=-1) + 1e-6)
-
-    eye = torch.stack([ratio(*eyes[0]), ratio(*eyes[1])], dim=1)
-    return torch.nan_to_num(eye, 0.3), torch.nan_to_num(ratio(*lip), 0.0).unsqueeze(1)
-
-
 def _with_retarget_ratios(source: Source, motion: Motion, options: StitchOptions) -> Motion:
     """A copy of ``motion`` whose eye/lip ratios carry the retargeting targets."""
     if options.eye_open is None and options.lip_open is None:
         return motion
     eye_s, lip_s = open_ratios(source.landmarks, source.landmark_scheme)
+    eye_s, lip_s = torch.nan_to_num(eye_s, 0.3), torch.nan_to_num(lip_s, 0.0)
     index = motion.source_index.long()
     pick = index if len(source) > 1 else torch.zeros_like(index)
     t = len(motion)

@@ -65,20 +65,6 @@ def compose_keypoints(kp: torch.Tensor, R: torch.Tensor, exp: torch.Tensor,
     return torch.cat([x[..., :2] + t.reshape(b, 1, 3)[..., :2], x[..., 2:]], dim=-1)
 
 
-def transform_keypoint(info: dict) -> torch.Tensor:
-    """Keypoints from a motion-extractor style dict.
-
-    ``info`` holds ``kp`` and ``exp`` ((B,63) or (B,21,3)), ``scale`` (B,1), ``t`` (B,3) and
-    ``pitch``/``yaw``/``roll`` as either 66-bin logits (B,66) or degrees (B,1)/(B,).
-    """
-    angles = []
-    for key in ("pitch", "yaw", "roll"):
-        a = info[key]
-        angles.append(bins_to_degrees(a) if a.shape[-1] == NUM_BINS else a)
-    R = rotation_matrix(*angles)
-    return compose_keypoints(info["kp"], R, info["exp"], info["scale"], info["t"])
-
-
 # ---------------------------------------------------------------------------------------
 # driving composition (../shared/spec/liveportrait.md §1.8)
 

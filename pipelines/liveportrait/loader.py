@@ -34,6 +34,7 @@ from .decoder import (
 from .motion import TINY_MOTION, MotionConfig, MotionExtractor
 from .stitching import ENTRIES, StitchingMLP
 from .warping import TINY_WARPING, WarpingConfig, WarpingNetwork
+from ..core.errors import ShapeError
 
 ROLES = ("appearance", "motion", "warping", "decoder", "stitching")
 OPTIONAL_ROLES = ("retarget_eye", "retarget_lip")
@@ -102,7 +103,7 @@ def find_renderer_files(folder: str, layout: str = "auto") -> dict:
     """
     folder = os.fspath(folder)
     if layout != "auto" and layout not in LAYOUTS:
-        raise ValueError(f"unknown LivePortrait layout '{layout}' (use one of "
+        raise ShapeError(f"unknown LivePortrait layout '{layout}' (use one of "
                          f"{', '.join(LAYOUTS)} or auto)")
     best = None  # (found count, layout, root, missing)
     for name in (LAYOUTS if layout == "auto" else [layout]):
@@ -219,7 +220,7 @@ def resolve_dtype(device, dtype) -> torch.dtype:
     if dtype is None or device.type == "cpu":
         return torch.float32
     if dtype not in (torch.float32, torch.float16, torch.bfloat16):
-        raise ValueError(f"unsupported dtype {dtype}; use float32, float16 or bfloat16")
+        raise ShapeError(f"unsupported dtype {dtype}; use float32, float16 or bfloat16")
     return dtype
 
 
@@ -259,7 +260,7 @@ def load_renderer(files: Mapping[str, str], device="cpu", dtype=torch.float32,
     layout = dict(default_channels_last(device), **(channels_last or {}))
     unknown = set(layout) - {"motion", "decoder"}
     if unknown:  # F and W hold 3-D convs, which have no channels-last layout
-        raise ValueError(f"channels_last applies to 'motion' and 'decoder' only, not {unknown}")
+        raise ShapeError(f"channels_last applies to 'motion' and 'decoder' only, not {unknown}")
     for role in ("appearance", "motion", "warping", "decoder"):
         nets[role].to(device)
         if layout.get(role):

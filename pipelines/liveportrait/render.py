@@ -66,7 +66,7 @@ def extract_appearance(bundle: ModelBundle, img256: torch.Tensor, ctx: RunContex
     net = bundle["appearance"]
     out = None
     for sl in _chunks(img256.shape[0], batch_size, ctx):
-        with autocast(bundle):
+        with autocast(bundle), ctx.inside(net):
             f = net(_to_device(bundle, img256[sl].clamp(0, 1), "appearance"))
         if out is None:
             out = torch.empty((img256.shape[0],) + tuple(f.shape[1:]), dtype=out_dtype)
@@ -82,7 +82,7 @@ def extract_motion(bundle: ModelBundle, img256: torch.Tensor, ctx: RunContext = 
     net = bundle["motion"]
     parts = []
     for sl in _chunks(img256.shape[0], batch_size, ctx):
-        with autocast(bundle):
+        with autocast(bundle), ctx.inside(net):
             res = net(_to_device(bundle, img256[sl].clamp(0, 1), "motion"))
         parts.append({k: _to_cpu(v, torch.float32) for k, v in res.items()})
     return MotionInfo(**{k: torch.cat([p[k] for p in parts]) for k in parts[0]})
@@ -119,7 +119,7 @@ def warp_features(bundle: ModelBundle, f_s: torch.Tensor, x_s: torch.Tensor, x_d
     out = torch.empty((t, net.cfg.out_channels) + tuple(f_s.shape[-2:]), dtype=out_dtype)
     for sl in _chunks(t, batch_size, ctx):
         feat = f_s[rows[sl]].to(bundle.device, torch.float32, non_blocking=True)
-        with autocast(bundle):
+        with autocast(bundle), ctx.inside(net):
             res = net(feat, x_s[sl].to(bundle.device, torch.float32),
                       x_d[sl].to(bundle.device, torch.float32))
         out[sl] = _to_cpu(res["out"], out_dtype)
@@ -135,7 +135,7 @@ def decode(bundle: ModelBundle, warped: torch.Tensor, ctx: RunContext = CPU,
     net = bundle["decoder"]
     out = None
     for sl in _chunks(warped.shape[0], batch_size, ctx):
-        with autocast(bundle):
+        with autocast(bundle), ctx.inside(net):
             img = net(_to_device(bundle, warped[sl], "decoder"))
         img = _to_cpu(img.float().clamp_(0, 1).permute(0, 2, 3, 1), torch.float32)
         if out is None:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..core.errors import TalkingHeadError
+
 
 @dataclass(frozen=True)
 class MLPConfig:
@@ -67,30 +69,27 @@ def retarget_lip(R_lip: nn.Module, x_s: torch.Tensor, lip_ratio: torch.Tensor) -
     return R_lip(torch.cat([x_s.reshape(b, -1), lip_ratio.reshape(b, -1)], dim=1)).reshape(b, -1, 3)
 
 
-def eye_open_ratios(lmk203) -> torch.Tensor:
-    """(B,203,2) landmarks -> (B,2) left/right eye-open ratios."""
-    l = torch.as_tensor(lmk203)
-    d = lambda a, b: (l[:, a] - l[:, b]).norm(dim=-1)  # noqa: E731
-    return torch.stack([d(6, 18) / (d(0, 12) + 1e-6), d(30, 42) / (d(24, 36) + 1e-6)], dim=1)
+# (upper lid, lower lid, corner, corner) per eye and (upper lip, lower lip, corner, corner)
+RATIO_POINTS = {
+    "mediapipe": (((159, 145, 33, 133), (386, 374, 362, 263)), (13, 14, 61, 291)),
+    "lp203": (((6, 18, 0, 12), (30, 42, 24, 36)), (90, 102, 48, 66)),   # spec §1.7
+}
 
 
-def lip_open_ratio(lmk203) -> torch.Tensor:
-    """(B,203,2) landmarks -> (B,1) lip-open ratio."""
-    l = torch.as_tensor(lmk203)
-    d = lambda a, b: (l[:, a] - l[:, b]).norm(dim=-1)  # noqa: E731
-    return (d(90, 102) / (d(48, 66) + 1e-6)).unsqueeze(1)
+def open_ratios(landmarks, scheme: str) -> tuple:
+    """(N,K,2) landmarks -> eye-open ratios (N,2) and lip-open ratio (N,1): lid (or lip)
+    gap over eye (or mouth) width, the quantities the retargeting MLPs read. ``scheme``:
+    a MediaPipe 478/468 layout or LivePortrait's 203 points."""
+    key = "mediapipe" if scheme.startswith("mediapipe") else (
+        "lp203" if scheme in ("lp203", "lmk203", "liveportrait203", "203") else None)
+    if key is None:
+        raise TalkingHeadError(f"eye/lip retargeting needs MediaPipe or 203-point landmarks, "
+                               f"not '{scheme}'")
+    eyes, lip = RATIO_POINTS[key]
+    pts = torch.as_tensor(landmarks, dtype=torch.float32)
 
+    def ratio(a, b, c, d):
+        return (pts[:, a] - pts[:, b]).norm(dim=-1) / ((pts[:, c] - pts[:, d]).norm(dim=-1) + 1e-6)
 
-def combined_eye_ratio(source_lmk203, driving_lmk203) -> torch.Tensor:
-    """R_eyes' ratio input per frame: [c_s,eyeL, c_s,eyeR, c_d,eye] (T,3). As in the
-    official code, c_d is the driving LEFT-eye ratio alone. Source landmarks (1 or T,203,2)
-    broadcast over the T driving frames."""
-    src = eye_open_ratios(source_lmk203)
-    drv = eye_open_ratios(driving_lmk203)[:, :1]
-    return torch.cat([src.expand(drv.shape[0], 2), drv], dim=1)
-
-
-def combined_lip_ratio(source_lmk203, driving_lmk203) -> torch.Tensor:
-    """R_lip's ratio input per frame: [c_s,lip, c_d,lip] (T,2)."""
-    drv = lip_open_ratio(driving_lmk203)
-    return torch.cat([lip_open_ratio(source_lmk203).expand(drv.shape[0], 1), drv], dim=1)
+    eye = torch.stack([ratio(*eyes[0]), ratio(*eyes[1])], dim=1)
+    return eye, ratio(*lip).unsqueeze(1)

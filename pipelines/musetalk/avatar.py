@@ -26,6 +26,7 @@ from ..core.errors import NoFaceError, ShapeError, TalkingHeadError
 from ..core.runtime import CPU, RunContext
 from ..core.timeline import mirror_indices
 from ..core.types import AudioFeatures, ModelBundle
+from ..face import to_ibug68
 from . import blending as B
 from .crop import CROP_SIZE, crop_face, face_boxes
 from .latents import decode_latents, encode_latents, unet_step
@@ -166,9 +167,10 @@ def prepare_avatar(bundle: ModelBundle, frames, boxes=None, face_found=None, lan
     for done in range(0, len(idx), batch_size):
         ctx.check()
         sel = idx[done:done + batch_size]
-        latents[sel] = encode_latents(vae, crops[sel], generator=gen)
-        large = [B.crop_padded(frames[i], crop_boxes[i]) for i in sel]
-        parsing[sel] = B.parse_faces(parser, large, batch_size=len(sel))
+        with ctx.inside(getattr(vae, "encoder", vae), parser):
+            latents[sel] = encode_latents(vae, crops[sel], generator=gen)
+            large = [B.crop_padded(frames[i], crop_boxes[i]) for i in sel]
+            parsing[sel] = B.parse_faces(parser, large, batch_size=len(sel))
         ctx.report(min(done + batch_size, len(idx)), len(idx))
     alphas = _masks(parsing, boxes, crop_boxes, found, st)
     return Avatar(frames=frames, boxes=boxes.astype(np.int32), face_found=found, crops=crops,
@@ -180,8 +182,6 @@ def avatar_from_source(bundle: ModelBundle, source, settings: AvatarSettings = A
                        ctx: RunContext = CPU, batch_size: int = 8) -> Avatar:
     """:func:`prepare_avatar` for a registered SOURCE: its landmarks as iBUG 68 points; frames
     whose crop was only reused from a neighbour (no face seen there) pass through unchanged."""
-    from ..face import to_ibug68
-
     lm68 = to_ibug68(source.landmarks.numpy(), source.landmark_scheme)
     seen = np.array([k != "reused" for k in (source.kinds or ["detected"] * len(source))])
     return prepare_avatar(bundle, source.frames, landmarks=lm68, face_found=seen,
@@ -218,8 +218,9 @@ def generate(bundle: ModelBundle, avatar: Avatar, features, ctx: RunContext = CP
     for done in range(0, len(todo), max(1, int(batch_size))):
         ctx.check()
         ts = todo[done:done + batch_size]
-        pred = unet_step(unet, avatar.latents[schedule[ts]], feats[ts])
-        faces[ts] = decode_latents(vae, pred)
+        with ctx.inside(unet, getattr(vae, "decoder", vae)):
+            pred = unet_step(unet, avatar.latents[schedule[ts]], feats[ts])
+            faces[ts] = decode_latents(vae, pred)
         ctx.report(min(done + batch_size, len(todo)), len(todo))
     return faces
 
