@@ -1,6 +1,8 @@
 """Packing and unpacking of ComfyUI's core values (IMAGE, MASK, AUDIO)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -16,14 +18,29 @@ def image_to_tensor(frames: np.ndarray) -> torch.Tensor:
 def check_image(image, name: str = "image") -> torch.Tensor:
     if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[-1] not in (1, 3, 4):
         shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise ShapeError(f"'{name}' must be an IMAGE batch [B,H,W,3]; got {shape}")
+        raise ShapeError(f"'{name}' must be an IMAGE batch [B,H,W,3]; got {shape}: connect an IMAGE "
+                         "output (e.g. Load Source's frames).")
     if image.shape[-1] == 1:  # grayscale from some custom nodes
         image = image.expand(-1, -1, -1, 3)
     elif image.shape[-1] == 4:  # RGBA from some loaders: drop alpha like core nodes do
         image = image[..., :3]
     if image.shape[0] == 0:
-        raise ShapeError(f"'{name}' is an empty IMAGE batch (0 frames).")
+        raise ShapeError(f"'{name}' is an empty IMAGE batch (0 frames): connect frames with at "
+                         "least one image.")
     return image
+
+
+def check_fps(fps, name: str = "fps") -> float:
+    """A frame-rate input as a float, refused clearly when it is not a positive number
+    (an API prompt can send NaN or infinity past the widget's limits)."""
+    try:
+        value = float(fps)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not math.isfinite(value) or value <= 0:
+        raise MediaError(f"'{name}' must be a positive number of frames per second, got {fps!r}; "
+                         "connect Load Source's fps or type the video's rate (e.g. 25).")
+    return value
 
 
 def audio_to_numpy(audio) -> tuple:
@@ -34,9 +51,16 @@ def audio_to_numpy(audio) -> tuple:
         raise MediaError("The audio input is not a ComfyUI AUDIO value; connect a Load Audio "
                          "(or Load Source) output.")
     wav = audio["waveform"]
-    rate = int(audio.get("sample_rate") or 0)
-    if rate <= 0:
-        raise MediaError("The audio has no valid sample rate.")
+    try:
+        rate = float(audio.get("sample_rate") or 0)
+    except (TypeError, ValueError):
+        rate = 0.0
+    if not math.isfinite(rate) or rate <= 0 or rate != int(rate):
+        raise MediaError(f"The audio's sample rate ({audio.get('sample_rate')!r}) is not a positive "
+                         "whole number of Hz; connect a Load Audio output.")
+    rate = int(rate)
+    if not isinstance(wav, (torch.Tensor, np.ndarray)):
+        raise MediaError("The audio's waveform is not a tensor; connect a Load Audio output.")
     wav = torch.as_tensor(wav).detach().float().cpu()
     if wav.ndim == 1:
         wav = wav[None]

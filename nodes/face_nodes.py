@@ -12,7 +12,7 @@ from ..pipelines.core import choices, images
 from ..pipelines.face import TrackSettings
 from ..pipelines.face.register import describe, mask_to_box, parse_box
 from . import host
-from .convert import check_image
+from .convert import check_fps, check_image
 from .registry import LP_MODELS, SOURCE, register
 
 NO_FACE = ["error (ask for a box)", "use whole image"]
@@ -68,7 +68,7 @@ class FaceRegister:
     def register(self, frames, fps, detector="mediapipe", smoothing=5, if_no_face=NO_FACE[0],
                  auto_download=True, models=None, face_mask=None, manual_box="", manual_eyes="",
                  crop_scale=2.3, vx_ratio=0.0, vy_ratio=-0.125, batch_size=8):
-        frames = check_image(frames, "frames")
+        frames, fps = check_image(frames, "frames"), check_fps(fps)
         box = parse_box(manual_box)
         if box is None and face_mask is not None:
             box = mask_to_box(face_mask)

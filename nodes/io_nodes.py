@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import os
 
-import math
-
 import numpy as np
 import torch
 
 from ..pipelines.core import images, media, timeline
 from ..pipelines.core.errors import MediaError
 from . import host
-from .convert import audio_to_numpy, check_image, image_to_tensor, numpy_to_audio
+from .convert import audio_to_numpy, check_fps, check_image, image_to_tensor, numpy_to_audio
 from .registry import register
 
 SOURCE_EXTS = media.IMAGE_EXTS | media.VIDEO_EXTS
@@ -115,9 +113,7 @@ class WriteVideo:
 
     def write(self, frames, fps, filename_prefix, length=LENGTH_MODES[0], crf=19, preset="medium",
               audio=None):
-        frames = check_image(frames, "frames")
-        if not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:
-            raise MediaError(f"fps must be a positive number of frames per second, got {fps!r}")
+        frames, fps = check_image(frames, "frames"), check_fps(fps)
         path, subfolder, name = _output_path(filename_prefix)
         track = None
         n_in = n_out = int(frames.shape[0])

@@ -11,7 +11,7 @@ from ..pipelines.face.register import describe
 from ..pipelines.liveportrait import render
 from ..pipelines.liveportrait.drive import StitchOptions, keypoints_for
 from . import host
-from .convert import check_image
+from .convert import check_fps, check_image
 from .registry import DTYPE_WIDGET, KEYPOINTS, LP_MODELS, MOTION, SOURCE, WARPED, register
 
 BATCH = ("INT", {"default": 4, "min": 1, "max": 64, "tooltip":
@@ -74,7 +74,7 @@ class ExtractMotion:
 
     def extract(self, source, driving, models, motion_mode="relative", driving_option="expression-friendly",
                 driving_multiplier=1.0, length_mismatch="cycle", fps=25.0, smoothing=3):
-        driving = check_image(driving, "driving")
+        driving, fps = check_image(driving, "driving"), check_fps(fps)
         spec = DrivingSpec(motion_mode == "relative", driving_option == "expression-friendly",
                            driving_multiplier)
         detector = model_cache.detector("mediapipe", host.model_roots(), True)

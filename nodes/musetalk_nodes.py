@@ -10,7 +10,7 @@ from ..pipelines.app import models
 from ..pipelines.core import audio as audio_ops
 from ..pipelines.core import choices, images
 from . import host
-from .convert import audio_to_numpy, check_image
+from .convert import audio_to_numpy, check_fps, check_image
 from .registry import AUDIO_FEATURES, AVATAR, DTYPE_WIDGET, MUSETALK_MODELS, SOURCE, register
 
 PARSING_HELP = ("Regenerated region: jaw = mouth and jaw (v1.5's default), raw = the parsed face, "
@@ -57,6 +57,7 @@ class AudioToWhisper:
                                                "tooltip": "The video's frame rate (connect Load Source's fps)."})}}
 
     def encode(self, audio, musetalk, fps=25.0):
+        fps = check_fps(fps)
         wav, rate = audio_to_numpy(audio)
         wav16 = audio_ops.prepare_audio(wav, rate, 16000)
         return (mt.whisper_features(musetalk, wav16, fps, check_interrupt=host.check_interrupt),)

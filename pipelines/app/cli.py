@@ -95,11 +95,26 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _stop_on_sigterm() -> None:
+    """A SIGTERM (a process manager, `kill`) unwinds like Ctrl-C, so every temporary file
+    of the render is removed on the way out."""
+    import signal
+
+    def stop(_signum, _frame):
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, stop)
+    except (ValueError, OSError):   # not the main thread, or no such signal here
+        pass
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     from ..core.errors import TalkingHeadError
     from . import models
 
+    _stop_on_sigterm()
     try:
         if args.command == "doctor":
             return cmd_doctor(args)
@@ -110,7 +125,7 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted: nothing was written", file=sys.stderr)
         return 130
     finally:
         models.close_detectors()

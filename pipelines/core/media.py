@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import tempfile
+import time
 import uuid
 import wave
 from dataclasses import dataclass, field
@@ -95,7 +96,7 @@ def exact_fps(value: float) -> Fraction:
 def probe(path: str) -> MediaInfo:
     """Streams and duration of a media file, parsed from ffmpeg's report."""
     if not os.path.isfile(path):
-        raise MediaError(f"File not found: {_name(path)}")
+        raise MediaError(f"File not found: {_name(path)}. Check the name, or upload the file again.")
     if os.path.getsize(path) == 0:
         raise MediaError(f"{_name(path)} is empty (0 bytes). Choose another file.")
     proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", path],
@@ -191,7 +192,7 @@ def read_image(path: str) -> np.ndarray:
         raise MediaError(f"{_name(path)} is not an image.")
     if min(info.width, info.height) < MIN_SIDE:
         raise MediaError(f"{_name(path)} is {info.width}x{info.height} pixels; a portrait needs a real "
-                         "image (at least 64x64, ideally 512x512 or more).")
+                         "image: use one of at least 64x64 (ideally 512x512 or more).")
     pix_fmt = (info.pix_fmt or "").lower()
     has_alpha = any(tag in pix_fmt for tag in ("rgba", "bgra", "argb", "abgr", "ya", "yuva", "pal8"))
     if not has_alpha:
@@ -342,9 +343,43 @@ def _rate(fps) -> Fraction:
 
 
 def _partial(folder: str, suffix: str) -> str:
-    """A fresh temporary name in ``folder`` (not created: ffmpeg creates it with the
-    user's umask, as any other output)."""
-    return os.path.join(folder, f"{PARTIAL_PREFIX}{uuid.uuid4().hex}{suffix}")
+    """A fresh temporary name in ``folder`` holding this process's id (not created here:
+    ffmpeg creates it with the user's umask, as any other output)."""
+    return os.path.join(folder, f"{PARTIAL_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}{suffix}")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True       # someone else's process, or no way to tell (Windows): keep it
+    return True
+
+
+def sweep_partials(folder: str, max_age_s: float = 24 * 3600.0) -> list:
+    """Remove temporary outputs this pack left in ``folder`` when a render was killed
+    (its process is gone, or the file is older than ``max_age_s``). Returns the names."""
+    removed = []
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(PARTIAL_PREFIX)]
+    except OSError:
+        return removed
+    now = time.time()
+    for name in names:
+        path = os.path.join(folder, name)
+        pid = name[len(PARTIAL_PREFIX):].split("-", 1)[0]
+        try:
+            stale = (pid.isdigit() and not _alive(int(pid))) or now - os.path.getmtime(path) > max_age_s
+            if stale:
+                os.remove(path)
+                removed.append(name)
+        except OSError:
+            continue
+    return removed
 
 
 def write_video(path: str, frames: Iterable, fps, audio: Optional[AudioTrack] = None,
@@ -362,6 +397,7 @@ def write_video(path: str, frames: Iterable, fps, audio: Optional[AudioTrack] = 
     rate = _rate(fps)
     out_dir = os.path.dirname(os.path.abspath(path))
     os.makedirs(out_dir, exist_ok=True)
+    sweep_partials(out_dir)
     tmp_video, tmp_wav, proc = _partial(out_dir, ".mp4"), None, None
     log = tempfile.TemporaryFile()
     count = 0

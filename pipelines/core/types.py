@@ -7,6 +7,7 @@ naming the value and the expected shape, not deep inside a network.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -155,8 +156,9 @@ class Source:
             if self.appearance.shape[0] not in (1, n):
                 raise ShapeError(f"{what}: appearance has {self.appearance.shape[0]} frames, "
                                  f"expected 1 or {n}")
-        if self.fps <= 0:
-            raise ShapeError(f"{what}: fps must be positive, got {self.fps}")
+        if not math.isfinite(float(self.fps)) or self.fps <= 0:
+            raise ShapeError(f"{what}: fps must be a positive number of frames per second, "
+                             f"got {self.fps}")
 
     def __len__(self) -> int:
         return int(self.frames.shape[0])

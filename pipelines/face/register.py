@@ -39,8 +39,9 @@ def parse_box(text: str, what: str = "manual_box", count: int = 4):
     except ValueError:
         values = []
     if len(values) != count or not all(np.isfinite(values)):
-        form = "x, y, width, height" if count == 4 else "left_x, left_y, right_x, right_y"
-        raise TalkingHeadError(f"{what} must be {count} numbers in pixels ({form}); got {text!r}")
+        form = "left_x, left_y, right_x, right_y" if "eye" in what else "x, y, width, height"
+        raise TalkingHeadError(f"{what} must be {count} numbers in pixels ({form}); got {text!r}. "
+                               f"Give them separated by commas, or leave {what} empty.")
     return tuple(values)
 
 
