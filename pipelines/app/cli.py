@@ -27,13 +27,22 @@ def _renderer(family: str):
     return importlib.import_module("." + RENDERERS[family], __package__)
 
 
-def cmd_doctor(_args) -> int:
+# the registry groups a family needs to render (its own files and the face models)
+REQUIRED = {"ditto": [("ditto", "pytorch"), ("aux", "mediapipe")],
+            "liveportrait": [("liveportrait", "official"), ("aux", "mediapipe")],
+            "musetalk": [("musetalk", "v15"), ("aux", "mediapipe")]}
+
+
+def cmd_doctor(args) -> int:
+    """What this machine has: ffmpeg, device, modules, and per family whether its files are
+    installed. Exits 1 when something a chosen family (default: all) needs is missing."""
     import subprocess
 
     import torch
 
     from ..core import media, runtime, weights
-    from ..core.errors import TalkingHeadError
+    from ..core.errors import MissingWeightsError, TalkingHeadError
+    from . import models
 
     ok = True
     print(f"python  {sys.version.split()[0]}  torch {torch.__version__}  threads {torch.get_num_threads()}")
@@ -58,8 +67,14 @@ def cmd_doctor(_args) -> int:
     for entry, path in weights.status():
         mark = "ok " if path else ("-- " if entry.optional else "MISSING")
         print(f"  {mark:7s} {entry.family:12s} {entry.group:11s} {entry.local}")
-    print("Download missing files with: " + ", ".join(
-        weights.download_command(f) for f in ("ditto", "musetalk", "liveportrait", "aux")))
+    for family in args.families or tuple(REQUIRED):
+        groups = [g for g in REQUIRED[family] if not (family == "liveportrait" and g[0] == "liveportrait")]
+        try:   # LivePortrait: any complete renderer layout will do
+            models.require(groups, None, "auto" if family == "liveportrait" else None)
+            print(f"ready   {family}")
+        except MissingWeightsError as exc:
+            ok = False
+            print(f"NOT READY {family}: {str(exc).splitlines()[-1]}")
     return 0 if ok else 1
 
 
@@ -83,7 +98,10 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m pipelines",
                                   description="Talking-head video without ComfyUI.")
     sub = top.add_subparsers(dest="command", required=True)
-    sub.add_parser("doctor", help="check ffmpeg, torch device and which weights are present")
+    d = sub.add_parser("doctor", help="check ffmpeg, torch device and which weights are present "
+                                      "(exit 1 when a family cannot render)")
+    d.add_argument("families", nargs="*", choices=tuple(REQUIRED), metavar="family",
+                   help="only these families (ditto, liveportrait, musetalk); default all")
     p = sub.add_parser("download", help="download a family's weights into the models folder")
     p.add_argument("family", choices=(*FAMILIES, "all"))
     p.add_argument("--group", help="file set within the family (e.g. official, safetensors)")

@@ -70,6 +70,22 @@ def liveportrait_files(layout: str = "auto", roots: Optional[dict] = None, downl
                               + ("\n(also accepted: the Kijai safetensors or Ditto layouts)" if layout == "auto" else ""))
 
 
+def require(groups, roots: Optional[dict] = None, layout: Optional[str] = None) -> None:
+    """Before anything loads: one error naming every missing file a command needs, from the
+    registry ``groups`` ((family, group) pairs) and, with ``layout``, a renderer layout."""
+    messages = []
+    absent = weights.absent_files(groups, roots)
+    if absent:
+        messages.append(weights.missing_message(absent, roots))
+    if layout is not None:
+        try:
+            liveportrait_files(layout, roots, download=False)
+        except MissingWeightsError as exc:
+            messages.append(str(exc))
+    if messages:
+        raise MissingWeightsError("\n".join(messages))
+
+
 def load_liveportrait(layout: str = "auto", roots: Optional[dict] = None, download: bool = False,
                       ctx: RunContext = RunContext()):
     """The renderer bundle (F, M, W, G, stitching/retargeting) on ``ctx.device``."""

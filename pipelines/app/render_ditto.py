@@ -58,6 +58,9 @@ def run(args) -> int:
 
     spec = common.blend_spec(args, "ditto")
     roots, ctx = common.roots(args), common.context(args)
+    if not args.download:
+        models.require([("ditto", "pytorch"), ("aux", "mediapipe")], roots,
+                       None if args.layout in ("auto", "ditto") else args.layout)
     bundle = models.load_ditto_bundle(roots, args.download, ctx)
     cfg = bundle["cfg"]
     renderer = models.load_liveportrait(args.layout, roots, args.download, ctx)

@@ -32,6 +32,8 @@ def run(args) -> int:
 
     spec = common.blend_spec(args, "liveportrait")
     roots, ctx = common.roots(args), common.context(args)
+    if not args.download:
+        models.require([("aux", "mediapipe")], roots, args.layout)
     renderer = models.load_liveportrait(args.layout, roots, args.download, ctx)
     detector = models.detector("mediapipe", roots, args.download)
     frames, fps, _ = common.read_source(args.source, args.max_frames)

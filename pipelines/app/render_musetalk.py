@@ -31,6 +31,8 @@ def run(args) -> int:
     settings = AvatarSettings(parsing_mode=args.parsing_mode, bbox_shift=args.bbox_shift,
                               extra_margin=args.extra_margin, seed=args.seed)
     roots, ctx = common.roots(args), common.context(args)
+    if not args.download:
+        models.require([("musetalk", "v15"), ("aux", "mediapipe")], roots)
     bundle = models.load_musetalk_bundle(roots, args.download, ctx)
     detector = models.detector("mediapipe", roots, args.download)
     frames, fps, _ = common.read_source(args.source, args.max_frames)

@@ -149,18 +149,39 @@ def download_command(family: str, group: Optional[str] = None) -> str:
     return f"python -m pipelines download {family}{g}"
 
 
-def missing_message(missing: Iterable[WeightFile], roots: Optional[dict] = None) -> str:
+def missing_message(missing: Iterable[WeightFile], roots: Optional[dict] = None,
+                    offline: bool = False) -> str:
+    """What is missing, where each file goes and where it comes from; then how to get them:
+    the download command, or (``offline``: the download itself failed) how to place them."""
     missing = list(missing)
     lines = ["Model files are missing:"]
     for w in missing:
         folder = folders(w.family, roots)[0]
         lines.append(f"  - {w.local}  (~{w.size_mb:g} MB) -> put it in {os.path.join(folder, os.path.dirname(w.local))}"
                      f"  [source: {w.source}]")
+    if offline:
+        lines.append("Downloading needs a network connection, which this machine does not have "
+                     "(or the source refused it). Copy the files above from their source on a "
+                     "machine that has one, into the folders shown, and run again.")
+        return "\n".join(lines)
     fams = sorted({(w.family, w.group) for w in missing})
     cmds = "; ".join(download_command(f, g) for f, g in fams)
     lines.append(f"Download them with: {cmds}  (run in the pack's folder), or enable "
                  "auto-download on the loader node.")
     return "\n".join(lines)
+
+
+def absent_files(groups: Iterable[tuple], roots: Optional[dict] = None) -> list:
+    """The required files of every (family, group) in ``groups`` that are not installed."""
+    return [w for family, group in groups for w in entries(family, group) if find(w, roots) is None]
+
+
+def require(groups: Iterable[tuple], roots: Optional[dict] = None) -> None:
+    """Raise one MissingWeightsError naming every missing file of ``groups`` at once (so a
+    person learns the whole list before anything loads)."""
+    absent = absent_files(groups, roots)
+    if absent:
+        raise MissingWeightsError(missing_message(absent, roots))
 
 
 def resolve(family: str, group: str, roots: Optional[dict] = None, download: bool = False,
@@ -170,18 +191,18 @@ def resolve(family: str, group: str, roots: Optional[dict] = None, download: boo
     folder it belongs in and the command that downloads it."""
     wanted = entries(family, group)
     found = {w.role: find(w, roots) for w in wanted}
-    missing = [w for w in wanted if found[w.role] is None]
-    if missing and download:
-        for i, w in enumerate(missing):
+    absent = [w for w in wanted if found[w.role] is None]
+    if absent and download:
+        for i, w in enumerate(absent):
             try:
                 found[w.role] = fetch(w, roots, progress=progress)
             except MissingWeightsError as exc:
                 # name every file still missing, not only the one that failed
                 first = str(exc).split("\n", 1)[0]
-                raise MissingWeightsError(first + "\n" + missing_message(missing[i:], roots)) from None
-        missing = []
-    if missing:
-        raise MissingWeightsError(missing_message(missing, roots))
+                raise MissingWeightsError(first + "\n" + missing_message(absent[i:], roots, offline=True)) from None
+        absent = []
+    if absent:
+        raise MissingWeightsError(missing_message(absent, roots))
     return found
 
 
@@ -190,7 +211,6 @@ def fetch(entry: WeightFile, roots: Optional[dict] = None,
     """Download one file into the first folder of its family; returns its path."""
     folder = folders(entry.family, roots)[0]
     target = os.path.join(folder, entry.local)
-    os.makedirs(os.path.dirname(target), exist_ok=True)
     if progress:
         progress(f"downloading {entry.local} (~{entry.size_mb:g} MB) into {folder}")
     try:
@@ -203,7 +223,7 @@ def fetch(entry: WeightFile, roots: Optional[dict] = None,
     except Exception as exc:
         raise MissingWeightsError(
             f"Could not download {entry.local} from {entry.source} ({type(exc).__name__}: {exc}).\n"
-            + missing_message([entry], roots)) from None
+            + missing_message([entry], roots, offline=True)) from None
     return target
 
 
@@ -212,15 +232,41 @@ def _download_hub(entry: WeightFile, target: str) -> None:
         from huggingface_hub import hf_hub_download
     except ImportError:
         raise MissingWeightsError("huggingface-hub is not installed: `pip install huggingface-hub`.") from None
-    tmp_dir = os.path.join(os.path.dirname(target), ".download")
-    # local_dir keeps the repo-relative path; the file then moves to our layout's name
-    path = hf_hub_download(entry.repo_id, entry.filename or entry.local, local_dir=tmp_dir)
+    tmp_dir = _scratch(target)
+    try:
+        # local_dir keeps the repo-relative path; the file then moves to our layout's name
+        path = hf_hub_download(entry.repo_id, entry.filename or entry.local, local_dir=tmp_dir)
+        _place(path, target)
+    finally:   # success or failure: no half-downloaded folder, cache or lock file stays
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def _scratch(target: str) -> str:
+    """A private download folder beside the models folder's files (removed afterwards);
+    the target's own sub-folders are made only once a file has arrived."""
+    root = os.path.dirname(target)
+    while not os.path.isdir(root) and os.path.dirname(root) != root:
+        root = os.path.dirname(root)
+    return os.path.join(root, f".download-{os.getpid()}")
+
+
+def _place(path: str, target: str) -> None:
+    os.makedirs(os.path.dirname(target), exist_ok=True)
     shutil.move(path, target)
-    shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
 def _download_url(url: str, target: str) -> None:
-    tmp = target + ".part"
+    tmp_dir = _scratch(target)
+    try:
+        os.makedirs(tmp_dir, exist_ok=True)
+        tmp = os.path.join(tmp_dir, os.path.basename(target))
+        _copy_url(url, tmp)
+        _place(tmp, target)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def _copy_url(url: str, tmp: str) -> None:
     with urllib.request.urlopen(url, timeout=60) as resp, open(tmp, "wb") as out:
         total = int(resp.headers.get("Content-Length") or 0)
         done = 0
@@ -233,7 +279,6 @@ def _download_url(url: str, target: str) -> None:
             if total:
                 sys.stderr.write(f"\r  {done / total:5.1%} of {total / 1e6:.1f} MB")
         sys.stderr.write("\n")
-    os.replace(tmp, target)
 
 
 def status(roots: Optional[dict] = None) -> list:
