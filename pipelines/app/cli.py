@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+from ..core import choices
 
 RENDERERS = {  # family -> module of this package with add_arguments(parser) and run(args)
     "ditto": "render_ditto",
@@ -94,6 +97,21 @@ def cmd_download(args) -> int:
     return 0
 
 
+def cmd_batch(args) -> int:
+    from .batch import BatchOptions, run_batch
+
+    if args.workers < 1:
+        raise SystemExit("--workers must be 1 or more")
+    options = BatchOptions(args.workers, args.gpus_per_worker, args.address, args.resume, args.local)
+    defaults = {"models": args.models and os.path.abspath(args.models), "device": args.device,
+                "dtype": args.dtype}
+    try:
+        results = run_batch(args.jobs, args.out, options, defaults)
+    except KeyboardInterrupt:      # run_batch said what was done and how to resume
+        return 130
+    return 0 if all(r.status == "ok" for r in results) else 1
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m pipelines",
                                   description="Talking-head video without ComfyUI.")
@@ -105,6 +123,17 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("download", help="download a family's weights into the models folder")
     p.add_argument("family", choices=(*FAMILIES, "all"))
     p.add_argument("--group", help="file set within the family (e.g. official, safetensors)")
+    b = sub.add_parser("batch", help="render every clip of a JSONL/CSV job file (on Ray when installed)")
+    b.add_argument("jobs", help="JSONL or CSV file, one clip a line (see README: Batch rendering)")
+    b.add_argument("--out", required=True, help="output folder (also gets results.jsonl)")
+    b.add_argument("--workers", type=int, default=1, help="workers, each holding its models (default 1)")
+    b.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per worker (0 = CPU workers)")
+    b.add_argument("--address", default=None, help="an existing Ray cluster (default: a local one)")
+    b.add_argument("--resume", action="store_true", help="skip jobs already rendered by an earlier run")
+    b.add_argument("--local", action="store_true", help="run in this process even if Ray is installed")
+    b.add_argument("--models", default=None, help="models root for every job")
+    b.add_argument("--device", default=None, help="device for every job (default auto)")
+    b.add_argument("--dtype", default=None, choices=choices.DTYPES, help="dtype for every job")
     r = sub.add_parser("render", help="render a talking-head video")
     rsub = r.add_subparsers(dest="family", required=True)
     for family in RENDERERS:
@@ -138,6 +167,8 @@ def main(argv=None) -> int:
             return cmd_doctor(args)
         if args.command == "download":
             return cmd_download(args)
+        if args.command == "batch":
+            return cmd_batch(args)
         return _renderer(args.family).run(args)
     except TalkingHeadError as exc:
         print(f"error: {exc}", file=sys.stderr)

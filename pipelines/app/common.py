@@ -44,12 +44,17 @@ def roots(args) -> dict:
     return {fam: weights.folders(fam) for fam in weights.FAMILIES}
 
 
-def context(args, desc: str = ""):
-    """The run context of a command: its device and dtype, a terminal progress bar."""
+def context(args):
+    """The run context of a command: its device and dtype (no progress of its own)."""
     from ..core import runtime
 
-    ctx = runtime.RunContext.default(args.device, args.dtype)
-    return ctx.with_progress(progress(desc)) if desc else ctx
+    return runtime.RunContext.default(args.device, args.dtype)
+
+
+def stage(args, ctx, desc: str):
+    """``ctx`` reporting to a terminal bar labelled ``desc`` (none when ``args.quiet``:
+    the batch runner draws its own)."""
+    return ctx.with_progress(None if getattr(args, "quiet", False) else progress(desc))
 
 
 def progress(desc: str):
@@ -91,9 +96,10 @@ def read_speech(path: str):
     return track
 
 
-def write(args, frames, fps: float, n_frames: int, audio, ctx) -> str:
-    """The result file: frames (an iterator of uint8 chunks) + audio fitted to the video."""
+def write(args, frames, fps: float, n_frames: int, audio, ctx) -> tuple:
+    """The result file: frames (an iterator of uint8 chunks) + audio fitted to the video.
+    Returns (path, frames written)."""
     from ..core import media
 
     encode = media.EncodeSettings(args.crf, args.preset)
-    return media.write_video(args.out, frames, fps, audio, encode, ctx.with_progress(None), n_frames)
+    return media.write_video(args.out, frames, fps, audio, encode, ctx.with_progress(None), n_frames), n_frames

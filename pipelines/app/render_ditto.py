@@ -48,7 +48,8 @@ def add_arguments(p) -> None:
     common.add_blend_args(p)
 
 
-def run(args) -> int:
+def render(args) -> tuple:
+    """Render one clip as ``args`` say: (output path, frames)."""
     from ..ditto import DittoControls, DittoSampling, hubert_features, source_motion
     from ..face import TrackSettings
     from ..face.register import parse_box
@@ -68,7 +69,7 @@ def run(args) -> int:
     frames, fps, _ = common.read_source(args.source, args.max_frames)
     source = steps.register(frames, fps, detector, renderer,
                             TrackSettings(manual_box=parse_box(args.manual_box)),
-                            ctx.with_progress(common.progress("source")))
+                            common.stage(args, ctx, "source"))
     speech = common.read_speech(args.audio)
     feats = hubert_features(speech.samples, speech.rate, bundle["hubert"], ctx)
     overall = dict(cfg.overall_ctrl_info)
@@ -82,9 +83,13 @@ def run(args) -> int:
                              fade_out=args.fade_out, overall=overall,
                              reference_quirks=args.reference_quirks)
     motion = source_motion(bundle, feats, source, sampling, controls,
-                           ctx.with_progress(common.progress("motion")))
+                           common.stage(args, ctx, "motion"))
     keypoints = keypoints_for(source, motion, renderer, StitchOptions(stitching=cfg.flag_stitching))
     frames_out = stream_video(renderer, source, keypoints, spec,
-                              ctx.with_progress(common.progress("render")))
-    print(common.write(args, frames_out, keypoints.fps, len(keypoints), speech, ctx))
+                              common.stage(args, ctx, "render"))
+    return common.write(args, frames_out, keypoints.fps, len(keypoints), speech, ctx)
+
+
+def run(args) -> int:
+    print(render(args)[0])
     return 0

@@ -22,7 +22,8 @@ def add_arguments(p) -> None:
     common.add_blend_args(p)
 
 
-def run(args) -> int:
+def render(args) -> tuple:
+    """Render one clip as ``args`` say: (output path, frames)."""
     from ..core.motion import DrivingSpec
     from ..face import TrackSettings
     from ..face.register import parse_box
@@ -39,15 +40,19 @@ def run(args) -> int:
     frames, fps, _ = common.read_source(args.source, args.max_frames)
     settings = TrackSettings(manual_box=parse_box(args.manual_box))
     source = steps.register(frames, fps, detector, renderer, settings,
-                            ctx.with_progress(common.progress("source")))
+                            common.stage(args, ctx, "source"))
     drv_frames, drv_fps, audio = common.read_source(args.driving)
     options = steps.DrivingOptions(args.length, DrivingSpec(
         args.motion == "relative", args.driving_option == "expression-friendly", args.multiplier))
     motion, _ = steps.driving_motion(drv_frames, drv_fps, len(source), detector, renderer, options,
-                                     ctx.with_progress(common.progress("driving")))
+                                     common.stage(args, ctx, "driving"))
     keypoints = keypoints_for(source, motion, renderer, StitchOptions(stitching=not args.no_stitching))
     frames_out = stream_video(renderer, source, keypoints, spec,
-                              ctx.with_progress(common.progress("render")))
+                              common.stage(args, ctx, "render"))
     # the driving video's sound, cut to the rendered length
-    print(common.write(args, frames_out, drv_fps, len(keypoints), audio, ctx))
+    return common.write(args, frames_out, drv_fps, len(keypoints), audio, ctx)
+
+
+def run(args) -> int:
+    print(render(args)[0])
     return 0

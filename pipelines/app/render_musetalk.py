@@ -19,7 +19,8 @@ def add_arguments(p) -> None:
                    help="sample the VAE latents with this seed (default: the posterior mean, deterministic)")
 
 
-def run(args) -> int:
+def render(args) -> tuple:
+    """Render one clip as ``args`` say: (output path, frames)."""
     from ..core import media
     from ..core.audio import prepare_audio
     from ..face import TrackSettings
@@ -38,14 +39,18 @@ def run(args) -> int:
     frames, fps, _ = common.read_source(args.source, args.max_frames)
     source = steps.register(frames, fps, detector, None,
                             TrackSettings(manual_box=parse_box(args.manual_box)),
-                            ctx.with_progress(common.progress("faces")))
-    avatar = avatar_from_source(bundle, source, settings, ctx.with_progress(common.progress("avatar")),
+                            common.stage(args, ctx, "faces"))
+    avatar = avatar_from_source(bundle, source, settings, common.stage(args, ctx, "avatar"),
                                 args.batch_size)
     speech = common.read_speech(args.audio)
     n_frames = media.frames_for_duration(speech.seconds, fps)
     feats = whisper_features(bundle, prepare_audio(speech.samples, speech.rate), fps, n_frames=n_frames,
                              check_interrupt=ctx.check)
-    frames_out = stream_video(bundle, avatar, feats, ctx.with_progress(common.progress("lip-sync")),
+    frames_out = stream_video(bundle, avatar, feats, common.stage(args, ctx, "lip-sync"),
                               batch_size=args.batch_size)
-    print(common.write(args, frames_out, fps, n_frames, speech, ctx))
+    return common.write(args, frames_out, fps, n_frames, speech, ctx)
+
+
+def run(args) -> int:
+    print(render(args)[0])
     return 0
