@@ -85,7 +85,8 @@ class DittoMotion:
                 "steps": ("INT", {"default": 0, "min": 0, "max": 200, "tooltip": "DDIM steps (0 = the cfg's)."}),
                 "overlap": ("INT", {"default": 0, "min": 0, "max": 79, "tooltip": "Window overlap (0 = the cfg's)."}),
                 "smoothing": ("INT", {"default": 0, "min": 0, "max": 31, "tooltip": "Pose smoothing kernel (0 = the cfg's)."}),
-                "emotion": (EMOTION_CHOICES, {"default": "from cfg"}),
+                "emotion": (EMOTION_CHOICES, {"default": "from cfg", "tooltip":
+                            "The emotion the motion expresses (from cfg: the released cfg's track)."}),
                 "online": ("BOOLEAN", {"default": False, "tooltip": "The streaming algorithm (low latency)."}),
                 "template_frames": ("INT", {"default": 0, "min": 0, "max": 100000,
                                             "tooltip": "Video source: use only the first N frames (0 = the cfg's / all)."}),
@@ -148,7 +149,8 @@ class MotionControls:
                 "fade_out": ("INT", {"default": 0, "min": 0, "max": 250, "tooltip": "Ditto motion: frames easing out."}),
             },
             "optional": {
-                "keyframes": ("STRING", {"default": "", "multiline": True}),
+                "keyframes": ("STRING", {"default": "", "multiline": True, "tooltip":
+                              "Per-frame controls as JSON, e.g. {\"0\": {\"delta_yaw\": 10}, \"75\": {\"delta_yaw\": -10}}."}),
             },
         }
 

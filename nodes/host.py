@@ -16,11 +16,12 @@ import importlib
 import os
 import re
 import sys
+from fractions import Fraction
 from typing import Optional
 
 import torch
 
-from ..pipelines.core import runtime, weights
+from ..pipelines.core import images, media, runtime, weights
 from ..pipelines.core.errors import MediaError
 
 MODEL_FOLDERS = weights.FOLDERS
@@ -159,6 +160,68 @@ def check_input_file(name: str):
     if not os.path.isfile(path):
         return f"File not found: '{name}'. Upload an image or video, or pick one from the list."
     return True
+
+
+# ---------------------------------------------------------------------------------------
+# core VIDEO values
+
+
+class FileVideo:
+    """Standalone stand-in for ComfyUI's VideoFromFile (same methods the pack and core
+    Save Video use), for hosts without core VIDEO and for tests."""
+
+    def __init__(self, path: str):
+        self._path = path
+
+    def get_stream_source(self) -> str:
+        return self._path
+
+    def get_dimensions(self) -> tuple:
+        info = media.probe(self._path)
+        return info.width, info.height
+
+    def get_components(self):
+        import types
+
+        import numpy as np
+
+        video = media.read_video(self._path)
+        audio = None
+        if video.audio is not None:
+            audio = {"waveform": torch.from_numpy(np.ascontiguousarray(video.audio))[None],
+                     "sample_rate": int(video.sample_rate)}
+        return types.SimpleNamespace(images=torch.from_numpy(video.frames).float() / 255.0,
+                                     frame_rate=video.fps, audio=audio, metadata=None)
+
+
+def video_from_file(path: str):
+    """A core VIDEO value for a written file (ComfyUI's VideoFromFile when the host has it)."""
+    impl = _module("comfy_api.input_impl")
+    cls = getattr(impl, "VideoFromFile", None) if impl is not None else None
+    return cls(path) if cls is not None else FileVideo(path)
+
+
+def read_video_value(video, max_frames: int = 0, every_nth: int = 1):
+    """A core VIDEO value -> (frames (N,H,W,3) uint8, fps, AUDIO dict or None). A video that
+    is a file is decoded by the pack's own reader (exact fps, streamed); others give their
+    components (decoded by the host)."""
+    import numpy as np
+
+    source = video.get_stream_source() if hasattr(video, "get_stream_source") else None
+    if isinstance(source, str) and os.path.isfile(source):
+        v = media.read_video(source, max_frames=max_frames or None, every_nth=every_nth)
+        audio = None
+        if v.audio is not None:
+            audio = {"waveform": torch.from_numpy(np.ascontiguousarray(v.audio))[None],
+                     "sample_rate": int(v.sample_rate)}
+        return v.frames, v.fps, audio
+    if not hasattr(video, "get_components"):
+        raise MediaError("The video input is not a ComfyUI VIDEO value; connect a Load Video output.")
+    parts = video.get_components()
+    frames = images.to_uint8(torch.as_tensor(parts.images)[::max(1, every_nth)])
+    frames = frames[:max_frames] if max_frames else frames
+    fps = Fraction(parts.frame_rate) / max(1, every_nth)
+    return frames.numpy(), fps, parts.audio
 
 
 # ---------------------------------------------------------------------------------------

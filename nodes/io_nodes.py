@@ -37,6 +37,10 @@ class LoadSource:
                 "every_nth": ("INT", {"default": 1, "min": 1, "max": 100,
                                       "tooltip": "Keep one frame in N (the fps is divided by N)."}),
             },
+            "optional": {
+                "video": ("VIDEO", {"tooltip": "A core VIDEO (e.g. from Load Video): used instead of "
+                                              "the file, with its frames, frame rate and sound."}),
+            },
         }
 
     @classmethod
@@ -49,9 +53,12 @@ class LoadSource:
 
     @classmethod
     def VALIDATE_INPUTS(cls, source):
-        return host.check_input_file(source)
+        # no file chosen is fine when a VIDEO is connected (load() says so otherwise)
+        return True if not (source or "").strip() else host.check_input_file(source)
 
-    def load(self, source, max_frames=0, every_nth=1):
+    def load(self, source, max_frames=0, every_nth=1, video=None):
+        if video is not None:
+            return self._from_video(video, max_frames, every_nth)
         p = host.resolve_input(source)
         name = os.path.basename(p)
         if media.is_image_path(p):
@@ -70,6 +77,14 @@ class LoadSource:
                 + (f"audio {video.sample_rate} Hz" if aud else "no audio"))
         return image_to_tensor(frames), fps, aud, info
 
+    @staticmethod
+    def _from_video(video, max_frames, every_nth):
+        frames, rate, aud = host.read_video_value(video, max_frames, every_nth)
+        n, h, w = frames.shape[:3]
+        info = (f"video {w}x{h}, {n} frames at {float(rate):.3f} fps ({rate}), "
+                + (f"audio {aud['sample_rate']} Hz" if aud else "no audio") + " (VIDEO input)")
+        return image_to_tensor(images.to_float(frames)), float(rate), aud, info
+
 
 LENGTH_MODES = ["match audio (loop frames)", "match audio (hold last frame)",
                 "match audio (ping-pong)", "match frames (cut or pad audio)"]
@@ -86,9 +101,10 @@ class WriteVideo:
     DESCRIPTION = ("Write frames (+ audio) to an H.264/AAC MP4 in the output folder, streaming "
                    "frames to ffmpeg. With audio, the video's length follows the audio (frames "
                    "loop, hold or ping-pong) unless 'match frames' is chosen. The result plays "
-                   "in the node.")
-    RETURN_TYPES = ("STRING",)
-    RETURN_NAMES = ("path",)
+                   "in the node; the file's path and a core VIDEO come out (for Save Video, "
+                   "previews and other packs).")
+    RETURN_TYPES = ("STRING", "VIDEO")
+    RETURN_NAMES = ("path", "video")
     FUNCTION = "write"
     OUTPUT_NODE = True
 
@@ -132,7 +148,8 @@ class WriteVideo:
 
         media.write_video(path, chunks(), fps, track, media.EncodeSettings(crf, preset), ctx, n_out)
         preview = {"filename": name, "subfolder": subfolder, "type": "output"}
-        return {"ui": {"images": [preview], "animated": (True,)}, "result": (path,)}
+        return {"ui": {"images": [preview], "animated": (True,)},
+                "result": (path, host.video_from_file(path))}
 
 
 def _output_path(prefix: str):

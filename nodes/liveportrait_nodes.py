@@ -60,11 +60,16 @@ class ExtractMotion:
                 "source": (SOURCE,),
                 "driving": ("IMAGE",),
                 "models": (LP_MODELS,),
-                "motion_mode": (["relative", "absolute"], {"default": "relative"}),
-                "driving_option": (["expression-friendly", "pose-friendly"], {"default": "expression-friendly"}),
+                "motion_mode": (["relative", "absolute"], {"default": "relative", "tooltip":
+                                "relative: move the source by the driver's change from its first frame; "
+                                "absolute: copy the driver's pose and expression."}),
+                "driving_option": (["expression-friendly", "pose-friendly"], {"default": "expression-friendly",
+                                   "tooltip": "expression-friendly rescales the motion to the source's face size."}),
                 "driving_multiplier": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 3.0, "step": 0.01,
                                                  "tooltip": "Scales the whole motion."}),
-                "length_mismatch": (list(choices.LENGTH_MODES), {"default": "cycle"}),
+                "length_mismatch": (list(choices.LENGTH_MODES), {"default": "cycle", "tooltip":
+                                    "A source video of another length than the driver: hold its last "
+                                    "frame, cycle or ping-pong it, or cut to the shorter."}),
                 "fps": ("FLOAT", {"default": 25.0, "min": 1.0, "max": 240.0, "step": 0.001,
                                   "tooltip": "The driving video's frame rate (connect Load Source's fps)."}),
                 "smoothing": ("INT", {"default": 3, "min": 1, "max": 61,

@@ -128,3 +128,44 @@ def test_absolute_paths_are_an_operator_opt_in(folders, monkeypatch):
     Image.new("RGB", (8, 8)).save(folders / "output" / "last.png")
     monkeypatch.delenv("TALKING_HEAD_ALLOW_ABSOLUTE_PATHS")
     assert io_nodes.LoadSource.VALIDATE_INPUTS("last.png [output]") is True
+
+
+def test_core_video_in_and_out_round_trip(folders):
+    """Write Video's VIDEO carries the frames, fps and audio of the file it wrote; Load
+    Source given that VIDEO returns the same as given the file (and as given the components
+    of a VIDEO that is not a file)."""
+    import types
+    from fractions import Fraction
+
+    from talking_head.nodes import host
+    from talking_head.pipelines.core import images
+
+    frames = torch.from_numpy(images.to_float(
+        (np.random.default_rng(1).random((12, 48, 64, 3)) * 255).astype(np.uint8)))
+    t = np.arange(int(0.4 * 44100)) / 44100
+    wav = numpy_to_audio(np.stack([np.sin(2 * np.pi * 220 * t), np.sin(2 * np.pi * 330 * t)]).astype(np.float32) * 0.3,
+                         44100)
+    out = io_nodes.WriteVideo().write(frames, 30000 / 1001, "vid/clip", audio=wav, preset="ultrafast", crf=0)
+    path, video = out["result"]
+    parts = video.get_components()
+    decoded = media.read_video(path)
+    assert Fraction(parts.frame_rate) == Fraction(30000, 1001) == decoded.fps
+    assert torch.allclose(torch.as_tensor(parts.images).float(), torch.from_numpy(images.to_float(decoded.frames)),
+                          atol=1 / 255)
+    assert parts.audio["sample_rate"] == 44100 and parts.audio["waveform"].shape[1] == 2
+
+    os.makedirs(folders / "input", exist_ok=True)
+    shutil.copy(path, folders / "input" / "clip.mp4")
+    by_file = io_nodes.LoadSource().load("clip.mp4")
+    by_video = io_nodes.LoadSource().load("", video=video)
+    components = types.SimpleNamespace(get_components=lambda: parts)     # a VIDEO that is not a file
+    by_parts = io_nodes.LoadSource().load("", video=components)
+    for got in (by_video, by_parts):
+        assert torch.allclose(got[0], by_file[0], atol=1 / 255 + 1e-6)
+        assert abs(got[1] - by_file[1]) < 1e-9
+        assert got[2]["sample_rate"] == by_file[2]["sample_rate"]
+        assert torch.allclose(got[2]["waveform"], by_file[2]["waveform"], atol=1e-4)
+    assert io_nodes.LoadSource.VALIDATE_INPUTS("") is True
+    with pytest.raises(MediaError, match="No file chosen"):
+        io_nodes.LoadSource().load("")
+    assert isinstance(host.video_from_file(path), host.FileVideo)   # standalone: the stand-in

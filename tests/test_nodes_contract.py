@@ -30,6 +30,8 @@ def test_node_definition(node_id, cls):
             opts = entry[1] if len(entry) == 2 else {}
             assert isinstance(opts, dict)
             if isinstance(kind, (list, tuple)):   # a combo
+                # ComfyUI checks "value not in list" only for lists: a tuple lets any value pass
+                assert isinstance(kind, list), f"{node_id}.{name}: declare the choices as a list"
                 assert len(kind) > 0 and all(isinstance(c, str) for c in kind)
                 if "default" in opts:
                     assert opts["default"] in kind, (name, opts["default"])
@@ -50,3 +52,11 @@ def test_node_definition(node_id, cls):
     for name in names:
         assert accepts_kwargs or name in params, f"{node_id}.{cls.FUNCTION} does not take input '{name}'"
     assert getattr(cls, "DESCRIPTION", ""), f"{node_id} has no DESCRIPTION"
+    # every widget says what it does (the frontend shows it on hover); sockets of the
+    # pack's own types and the obvious IMAGE/AUDIO inputs may go without
+    for section in ("required", "optional"):
+        for name, entry in spec.get(section, {}).items():
+            kind, opts = entry[0], (entry[1] if len(entry) == 2 else {})
+            widget = isinstance(kind, list) or kind in SCALARS
+            if widget and name not in ("seed", "dtype", "auto_download"):
+                assert opts.get("tooltip"), f"{node_id}.{name} has no tooltip"
