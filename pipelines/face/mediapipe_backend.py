@@ -1,11 +1,12 @@
 """The default detector: MediaPipe Tasks (no compiler, no insightface).
 
 FaceLandmarker (``face_landmarker_v2_with_blendshapes.task``, 478 points) runs on the
-image first. Its built-in detector is short-range BlazeFace at 128x128, so small faces
-are missed; then the stand-alone BlazeFace (``blaze_face_short_range.tflite``) searches
-the image and overlapping tiles of it, and the landmarker is run again on an enlarged
-square around the box it found. When even that fails, BlazeFace's eye keypoints are
-returned alone (eye-only alignment).
+image first: a face it finds there costs nothing more. Its built-in detector is
+short-range BlazeFace at 128x128, so small, masked or stylized faces are missed; then the
+stand-alone BlazeFace (``blaze_face_short_range.tflite``) searches the image and tiles of
+it, and the landmarker looks again at views around the boxes it found
+(:mod:`.search`: which boxes, what views, when a result is believed). When even that
+fails, BlazeFace's eye keypoints are returned alone (eye-only alignment).
 
 Only ``mediapipe.tasks.python.vision`` is used: it exists in mediapipe 0.10.14 ... 1.2.2
 (the legacy ``mp.solutions`` is gone in new releases). Images are always handed over as
@@ -19,9 +20,9 @@ from typing import Optional
 import numpy as np
 
 from ..core.errors import MissingWeightsError, TalkingHeadError
-from .crop import warp_crop
-from .detect import FaceObservation, square_region
+from .detect import FaceObservation
 from .schemes import MEDIAPIPE478, eye_centres
+from .search import SearchSettings, search_face
 
 LANDMARKER_FILE = "face_landmarker_v2_with_blendshapes.task"
 DETECTOR_FILE = "blaze_face_short_range.tflite"
@@ -32,21 +33,6 @@ DOWNLOAD_HINTS = {
     DETECTOR_FILE: "https://storage.googleapis.com/mediapipe-models/face_detector/"
                    "blaze_face_short_range/float16/latest/blaze_face_short_range.tflite",
 }
-
-# the enlarged square around a BlazeFace box that the landmarker is shown again
-BOX_TO_LANDMARKER_REGION = 2.2
-# BlazeFace alone (no landmarks on its box) is trusted for eye-only alignment only when
-# it is confident and its eyes look like eyes: it reports faces in pure noise at 0.5-0.7
-EYES_ONLY_MIN_SCORE = 0.75
-EYES_ONLY_MAX_ROLL_DEG = 50.0
-EYES_ONLY_EYE_DISTANCE_PER_BOX = (0.25, 0.7)
-# When BlazeFace finds nothing on the whole image, it searches square tiles (overlapping
-# by half) of these sides, as fractions of the image's long side: its 128x128 input
-# needs the face to cover about a fifth of what it is shown.
-TILE_FRACTIONS = (0.6, 0.4, 0.25, 0.15)
-MIN_TILE = 96
-# how many BlazeFace boxes (largest first) get a landmarker run before giving up
-MAX_BOXES_TO_LANDMARK = 3
 
 
 def mediapipe_model_paths(folder: str) -> dict:
@@ -81,9 +67,11 @@ class MediaPipeFaceDetector:
     scheme = MEDIAPIPE478.name
 
     def __init__(self, landmarker_path: str, detector_path: Optional[str] = None,
-                 min_confidence: float = 0.5, max_faces: int = 3):
+                 min_confidence: float = 0.5, max_faces: int = 3,
+                 search: SearchSettings = SearchSettings()):
         mp, vision, BaseOptions = _vision()
         self._mp = mp
+        self.search = search
         for path in (landmarker_path, detector_path):
             if path is not None and not os.path.isfile(path):
                 raise MissingWeightsError(
@@ -115,21 +103,7 @@ class MediaPipeFaceDetector:
         found = self.landmarks(image)
         if found is not None or self._detector is None:
             return found
-        candidates = self._find_boxes(image)
-        for box, _, _ in candidates[:MAX_BOXES_TO_LANDMARK]:
-            centre = (box[:2] + box[2:]) / 2
-            side = float(max(box[2:] - box[:2])) * BOX_TO_LANDMARKER_REGION
-            x0, y0, _, _ = square_region(centre, side)
-            s = 256.0 / side
-            m = np.array([[s, 0, -s * x0], [0, s, -s * y0], [0, 0, 1.0]])
-            found = self.landmarks(np.ascontiguousarray(warp_crop(image, m, 256)))
-            if found is not None:
-                return found.transformed(np.linalg.inv(m))
-        for box, eyes, score in sorted(candidates, key=lambda c: -c[2]):
-            if _plausible_eyes(eyes, box, score):
-                return FaceObservation("eyes", None, eyes.astype(np.float32),
-                                       box.astype(np.float32), score)
-        return None
+        return search_face(image, self.landmarks, self._boxes, self.search)
 
     def close(self) -> None:
         for task in (self._landmarker, self._detector):
@@ -169,43 +143,15 @@ class MediaPipeFaceDetector:
                                eye_centres(xy, MEDIAPIPE478).astype(np.float32), box,
                                1.0, z.astype(np.float32))
 
-    def _boxes(self, image: np.ndarray, offset=(0, 0)):
+    def _boxes(self, image: np.ndarray, offset=(0, 0)) -> list:
+        """BlazeFace on ``image``: [(box, eyes, score)] shifted by ``offset``."""
         h, w = image.shape[:2]
+        found = []
         for det in self._detector.detect(self._image(image)).detections:
             b = det.bounding_box
             box = np.array([b.origin_x, b.origin_y, b.origin_x + b.width,
                             b.origin_y + b.height], np.float64) + np.tile(offset, 2)
             # BlazeFace keypoints 0/1 are the subject's right/left eye (image left/right)
             eyes = np.array([[k.x * w - 0.5, k.y * h - 0.5] for k in det.keypoints[:2]])
-            yield box, eyes + offset, float(det.categories[0].score)
-
-    def _find_boxes(self, image: np.ndarray) -> list:
-        """BlazeFace boxes (largest first) on the whole image, else on the first tile
-        size that finds any."""
-        h, w = image.shape[:2]
-        found = list(self._boxes(image))
-        for fraction in TILE_FRACTIONS:
-            if found:
-                break
-            side = max(int(max(h, w) * fraction), MIN_TILE)
-            for ty in _tile_starts(h, side):
-                for tx in _tile_starts(w, side):
-                    tile = np.ascontiguousarray(image[ty:ty + side, tx:tx + side])
-                    found.extend(self._boxes(tile, (tx, ty)))
-        return sorted(found, key=lambda f: -(f[0][2] - f[0][0]) * (f[0][3] - f[0][1]))
-
-
-def _plausible_eyes(eyes: np.ndarray, box: np.ndarray, score: float) -> bool:
-    d = eyes[1] - eyes[0]
-    distance = float(np.hypot(*d))
-    roll = abs(np.degrees(np.arctan2(d[1], d[0])))
-    low, high = EYES_ONLY_EYE_DISTANCE_PER_BOX
-    return (score >= EYES_ONLY_MIN_SCORE and roll <= EYES_ONLY_MAX_ROLL_DEG
-            and low <= distance / max(float(box[2] - box[0]), 1.0) <= high)
-
-
-def _tile_starts(length: int, side: int):
-    if length <= side:
-        return [0]
-    count = int(np.ceil((length - side) / (side / 2))) + 1
-    return np.linspace(0, length - side, count).round().astype(int)
+            found.append((box, eyes + offset, float(det.categories[0].score)))
+        return found
