@@ -10,9 +10,10 @@ import torch
 from talking_head.pipelines.core import media
 from tests import fake_models
 from tests.graph_runner import GraphRunner, load
-from tests.paths import FIXTURES, needs_shared
+from tests.paths import FIXTURES, ROOT, needs_shared
 from tests.test_end_to_end import synthetic_face_video
-from tests.workflows import OUT
+
+OUT = os.path.join(ROOT, "example_workflows", "api")
 
 pytestmark = needs_shared
 
@@ -46,7 +47,7 @@ def _nodes(prompt, cls):
 
 
 def test_liveportrait_graph_and_blend_only_reruns(host_dirs):
-    prompt = load(os.path.join(OUT, "liveportrait_video_driven.api.json"))
+    prompt = load(os.path.join(OUT, "liveportrait_video_driven.json"))
     runner = GraphRunner()
     results = runner.run(prompt)
     write = _nodes(prompt, "THS_WriteVideo")[0]
@@ -68,7 +69,7 @@ def test_liveportrait_graph_and_blend_only_reruns(host_dirs):
 
 def test_ditto_graph_speech_to_mp4(host_dirs):
     """ceil(seconds x 25) frames for the speech clip (the full 10.28 s clip is a bench)."""
-    prompt = load(os.path.join(OUT, "ditto_image_speech.api.json"))
+    prompt = load(os.path.join(OUT, "ditto_image_speech.json"))
     prompt[_nodes(prompt, "LoadAudio")[0]]["inputs"]["audio"] = "short.wav"
     results = GraphRunner().run(prompt)
     path = results[_nodes(prompt, "THS_WriteVideo")[0]][0]
@@ -80,7 +81,7 @@ def test_ditto_graph_speech_to_mp4(host_dirs):
 
 
 def test_ditto_seed_repeatable_and_seed_dependent(host_dirs):
-    prompt = load(os.path.join(OUT, "ditto_image_speech.api.json"))
+    prompt = load(os.path.join(OUT, "ditto_image_speech.json"))
     prompt[_nodes(prompt, "LoadAudio")[0]]["inputs"]["audio"] = "short.wav"
     blend = _nodes(prompt, "THS_Blend")[0]
     motion = _nodes(prompt, "THS_DittoMotion")[0]
@@ -93,7 +94,7 @@ def test_ditto_seed_repeatable_and_seed_dependent(host_dirs):
 
 
 def test_ditto_video_source_preserving_motion(host_dirs):
-    prompt = load(os.path.join(OUT, "ditto_video_preserve_motion.api.json"))
+    prompt = load(os.path.join(OUT, "ditto_video_preserve_motion.json"))
     prompt[_nodes(prompt, "LoadAudio")[0]]["inputs"]["audio"] = "short.wav"
     results = GraphRunner().run(prompt)
     stitch = _nodes(prompt, "THS_Stitch")[0]
@@ -109,7 +110,7 @@ def test_ditto_video_source_preserving_motion(host_dirs):
 
 
 def test_musetalk_image_graph(host_dirs):
-    prompt = load(os.path.join(OUT, "musetalk_image_speech.api.json"))
+    prompt = load(os.path.join(OUT, "musetalk_image_speech.json"))
     prompt[_nodes(prompt, "LoadAudio")[0]]["inputs"]["audio"] = "short.wav"
     runner = GraphRunner()
     results = runner.run(prompt)
