@@ -158,3 +158,132 @@ def load_pickle_safe(path_or_bytes) -> object:
             raise UnsafePickleError(f"{path}: {exc}") from None
         except Exception as exc:
             raise CheckpointError(f"{path} is not a readable pickle ({exc}).") from None
+
+
+# ---------------------------------------------------------------------------------------
+# restricted reading of torch.save archives that pickle a few plain Python objects
+#
+# Some official checkpoints (JoyVASA's motion generator) pickle an argparse.Namespace or a
+# pathlib path next to the state dict, which ``torch.load(weights_only=True)`` refuses.
+# :func:`load_torch_archive` reads the zip archive itself: tensors are rebuilt from the
+# stored bytes, and the pickle may name only torch's tensor-rebuild functions and storage
+# types, ``collections.OrderedDict`` and the globals the caller lists. Nothing else is
+# ever imported or called.
+
+from collections import OrderedDict  # noqa: E402
+
+_STORAGE_DTYPES = {
+    "FloatStorage": torch.float32, "DoubleStorage": torch.float64,
+    "HalfStorage": torch.float16, "BFloat16Storage": torch.bfloat16,
+    "LongStorage": torch.int64, "IntStorage": torch.int32, "ShortStorage": torch.int16,
+    "CharStorage": torch.int8, "ByteStorage": torch.uint8, "BoolStorage": torch.bool,
+}
+
+
+class _StorageType:
+    """Stands for ``torch.<X>Storage`` in the pickle: only its dtype is used."""
+
+    def __init__(self, dtype: torch.dtype):
+        self.dtype = dtype
+
+
+def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, hooks=None, metadata=None):
+    # a view into the flat storage, as torch._utils._rebuild_tensor_v2 makes it
+    return storage.as_strided(tuple(size), tuple(stride), int(offset))
+
+
+def _rebuild_parameter(data, requires_grad=False, hooks=None, state=None):
+    return data  # plain tensors: the loader copies values into its own parameters
+
+
+_TENSOR_GLOBALS = {
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+    ("collections", "OrderedDict"): OrderedDict,
+}
+
+
+class _ArchiveUnpickler(pickle.Unpickler):
+    def __init__(self, fh, archive, prefix: str, allowed: Mapping):
+        super().__init__(fh)
+        self._archive = archive
+        self._prefix = prefix
+        self._allowed = dict(allowed)
+        self._storages: dict = {}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self._allowed:
+            return self._allowed[(module, name)]
+        if (module, name) in _TENSOR_GLOBALS:
+            return _TENSOR_GLOBALS[(module, name)]
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return _StorageType(_STORAGE_DTYPES[name])
+        raise UnsafePickleError(
+            f"refusing to unpickle '{module}.{name}': this checkpoint may hold only tensors "
+            f"and {', '.join(sorted(f'{m}.{n}' for m, n in self._allowed)) or 'plain data'}")
+
+    def persistent_load(self, pid):
+        if not (isinstance(pid, tuple) and len(pid) >= 3 and pid[0] == "storage"
+                and isinstance(pid[1], _StorageType)):
+            raise CheckpointError(f"unknown record {pid!r:.80} in the checkpoint archive")
+        key = str(pid[2])
+        if key not in self._storages:
+            self._storages[key] = self._read_storage(key, pid[1].dtype)
+        return self._storages[key]
+
+    def _read_storage(self, key: str, dtype: torch.dtype) -> torch.Tensor:
+        name = f"{self._prefix}data/{key}"
+        size = self._archive.getinfo(name).file_size
+        buf = bytearray(size)
+        view = memoryview(buf)
+        with self._archive.open(name) as fh:
+            done = 0
+            while done < size:
+                n = fh.readinto(view[done:])
+                if not n:
+                    raise CheckpointError(f"storage {key} is truncated")
+                done += n
+        if size == 0:
+            return torch.empty(0, dtype=dtype)
+        return torch.frombuffer(buf, dtype=dtype)
+
+
+def load_torch_archive(path, allowed: Mapping = None) -> object:
+    """Unpickle a ``torch.save`` zip archive without ``torch.load``'s full unpickler.
+
+    ``allowed`` maps ``(module, name)`` as written in the pickle to the object to use for
+    it (e.g. ``{("argparse", "Namespace"): argparse.Namespace}``; a name may map to a safer
+    stand-in). Any other global raises :class:`UnsafePickleError` naming it, before
+    anything of it is imported or called. Tensors come back on the CPU, whatever device
+    they were saved from.
+    """
+    import zipfile
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise MissingWeightsError(f"Checkpoint file not found: {path}")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(
+            f"{path} is not a torch.save archive (not a zip file; legacy or truncated). "
+            "Download the official file again.")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pickles = [n for n in archive.namelist() if n.endswith("data.pkl")]
+            if len(pickles) != 1:
+                raise CheckpointError(f"{path} is not a torch.save archive (no data.pkl)")
+            prefix = pickles[0][: -len("data.pkl")]
+            order = f"{prefix}byteorder"
+            if order in archive.namelist() and archive.read(order).strip() not in (b"little", b""):
+                raise CheckpointError(f"{path} was saved on a big-endian machine, which this "
+                                      "pack does not read; re-save it on a PC")
+            with archive.open(pickles[0]) as fh:
+                return _ArchiveUnpickler(fh, archive, prefix, allowed or {}).load()
+    except UnsafePickleError as exc:
+        raise UnsafePickleError(f"{path}: {exc}") from None
+    except CheckpointError:
+        raise
+    except Exception as exc:  # corrupt zip entries, odd pickles
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint "
+                              f"({type(exc).__name__}: {exc}). It may be truncated: delete it "
+                              "and download it again.") from None
