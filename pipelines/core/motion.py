@@ -51,17 +51,22 @@ class DrivingSpec:
         source's face size (image sources). multiplier: scale of the whole motion.
     driver_is_image: the driver is one still image (the official formula then subtracts
         a neutral expression instead of the driver's first frame).
+    formula: "liveportrait" (the official composition) or "joyvasa" (JoyVASA's variant: see
+        liveportrait.keypoints.DriveOptions).
     """
 
     relative: bool = True
     expression_friendly: bool = True
     multiplier: float = 1.0
     driver_is_image: bool = False
+    formula: str = "liveportrait"
 
     def __post_init__(self):
         if not math.isfinite(float(self.multiplier)) or self.multiplier < 0:
             raise ShapeError(f"MOTION: driving multiplier must be a finite number >= 0, "
                              f"got {self.multiplier}")
+        if self.formula not in ("liveportrait", "joyvasa"):
+            raise ShapeError(f"MOTION: unknown driving formula {self.formula!r}")
 
 
 class Restitch(Protocol):

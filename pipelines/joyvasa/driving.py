@@ -1,8 +1,9 @@
 """The reference's driving keypoints (JoyVASA ``LivePortraitPipeline.execute``), for the
 golden tests and for a renderer that wants JoyVASA's own composition.
 
-It is LivePortrait's relative formula with the first generated frame as reference, but
-not the same as the pack's ``liveportrait.keypoints.compose_driving``:
+It is LivePortrait's relative formula with the first generated frame as reference; the
+differences from the official composition live in ``liveportrait.keypoints.compose_driving``
+(``formula="joyvasa"``):
 
 * lip rows [6,12,14,17,19,20] are the generated *absolute* expression in regions
   "all"/"exp" (the other rows are relative: ``exp_s + exp_i − exp_0``);
@@ -25,7 +26,8 @@ import torch
 
 from ..core.errors import ShapeError
 from ..liveportrait.keypoints import (
-    LIP_KP, PoseExp, apply_driving_multiplier, compose_keypoints, expression_friendly_multiplier)
+    DriveOptions, PoseExp, apply_driving_multiplier, compose_driving, compose_keypoints,
+    expression_friendly_multiplier)
 
 REFERENCE_REGIONS = ("all", "exp", "pose", "lip", "eyes")
 
@@ -47,28 +49,15 @@ class ReferenceDrive:
 def reference_keypoints(kp_s: torch.Tensor, src: PoseExp, drv: PoseExp,
                         opts: ReferenceDrive = ReferenceDrive()) -> tuple:
     """Source canonical keypoints kp_s (1,21,3) and pose src (1 frame), driving motion drv
-    (T frames) -> (x_s (1,21,3), kp_driving (T,21,3), hull multiplier or None)."""
+    (T frames) -> (x_s (1,21,3), kp_driving (T,21,3), hull multiplier or None): LivePortrait's
+    composition with ``formula="joyvasa"``, then the reference's last steps."""
     n = drv.R.shape[0]
     x_s = compose_keypoints(kp_s, src.R, src.exp, src.scale, src.t)
-    region = opts.region
-    if region in ("all", "pose"):
-        R = (drv.R @ drv.R[:1].transpose(1, 2)) @ src.R
-    else:
-        R = src.R.expand(n, 3, 3)
-    exp_s = src.exp.reshape(1, 21, 3).expand(n, 21, 3)
-    exp_d = drv.exp.reshape(n, 21, 3)
-    relative = exp_s + (exp_d - exp_d[:1])
-    lips = list(LIP_KP)
-    delta = exp_s.clone()
-    if region in ("all", "exp"):
-        delta = relative.clone()
-        delta[:, lips] = exp_d[:, lips]
-    elif region == "lip":
-        delta[:, lips] = relative[:, lips]
-    scale = src.scale * (drv.scale / drv.scale[:1])
-    t = src.t + (drv.t - drv.t[:1])
-    t = torch.cat([t[:, :2], torch.zeros_like(t[:, 2:])], dim=1)
-    x_d = compose_keypoints(kp_s.expand(n, -1, -1), R, delta, scale, t)
+    first = PoseExp(*(v[:1].expand_as(v) for v in (drv.R, drv.exp, drv.scale, drv.t)))
+    whole = PoseExp(src.R.expand(n, 3, 3), src.exp.reshape(1, 21, 3).expand(n, 21, 3),
+                    src.scale.expand(n, 1), src.t.expand(n, 3))
+    new = compose_driving(whole, drv, first, DriveOptions(region=opts.region, formula="joyvasa"))
+    x_d = compose_keypoints(kp_s.expand(n, -1, -1), new.R, new.exp, new.scale, new.t)
     mult: Optional[float] = None
     if opts.relative and opts.expression_friendly:
         mult = expression_friendly_multiplier(x_s[0], x_d[0])

@@ -91,6 +91,7 @@ def keypoints_for(source: Source, motion: Motion, nets: ModelBundle,
                                     else options.expression_friendly)
         opts.driving_multiplier *= spec.multiplier
         opts.driver_is_image = spec.driver_is_image
+        opts.formula = spec.formula
         return kpm.drive_keypoints(source.motion, motion, opts, nets)
     kps = motion_keypoints(motion, source.motion)
     with torch.no_grad():

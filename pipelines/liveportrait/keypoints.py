@@ -69,6 +69,7 @@ def compose_keypoints(kp: torch.Tensor, R: torch.Tensor, exp: torch.Tensor,
 # driving composition (../shared/spec/liveportrait.md §1.8)
 
 REGIONS = ANIMATION_REGIONS
+FORMULAS = ("liveportrait", "joyvasa")
 
 # lip_array.pkl: the "neutral" expression subtracted from a single driving image (§1.8, App. A)
 LIP_ARRAY = (
@@ -176,6 +177,11 @@ class DriveOptions:
     driving_multiplier: final x_d = x_s + (x_d - x_s) * m.
     driver_is_image: one driving image (expression relative to ``LIP_ARRAY``, pose kept).
     smooth_variance: video sources: RTS-smooth the driven exp and R (official 3e-7).
+    formula: "liveportrait" (the official pipeline) or "joyvasa": the composition JoyVASA's
+        pipeline uses, always relative to the first driving frame (``relative`` then only
+        switches the expression-friendly rescaling on); the lip rows take the driver's
+        absolute expression in regions all/exp; scale and translation follow the driver
+        in every region; region "lip" moves only the lip rows, "eyes" no expression.
     """
 
     relative: bool = True
@@ -189,14 +195,33 @@ class DriveOptions:
     driving_multiplier: float = 1.0
     driver_is_image: bool = False
     smooth_variance: Optional[float] = None
+    formula: str = "liveportrait"
 
     def __post_init__(self):
         if self.region not in REGIONS:
             raise ShapeError(f"animation region must be one of {REGIONS}, got '{self.region}'")
+        if self.formula not in FORMULAS:
+            raise ShapeError(f"driving formula must be one of {FORMULAS}, got '{self.formula}'")
 
 
 def _smooth(x: torch.Tensor, variance: float) -> torch.Tensor:
     return rts_smooth(x.reshape(x.shape[0], -1), variance).to(x.dtype).reshape(x.shape)
+
+
+def _compose_joyvasa(src: PoseExp, drv: PoseExp, drv0: PoseExp, region: str) -> PoseExp:
+    """JoyVASA's composition (see DriveOptions.formula)."""
+    R = (drv.R @ drv0.R.transpose(1, 2)) @ src.R if region in ("all", "pose") else src.R
+    relative = src.exp + (drv.exp - drv0.exp)
+    lips = list(LIP_KP)
+    exp = src.exp.expand_as(relative).clone()
+    if region in ("all", "exp"):
+        exp = relative.clone()
+        exp[:, lips] = drv.exp[:, lips]
+    elif region == "lip":
+        exp[:, lips] = relative[:, lips]
+    t = src.t + (drv.t - drv0.t)
+    t = torch.cat([t[:, :2], torch.zeros_like(t[:, 2:])], dim=1)
+    return PoseExp(R, exp, src.scale * (drv.scale / drv0.scale), t)
 
 
 def compose_driving(src: PoseExp, drv: PoseExp, drv0: Optional[PoseExp],
@@ -204,6 +229,8 @@ def compose_driving(src: PoseExp, drv: PoseExp, drv0: Optional[PoseExp],
     """The driven (R, exp, scale, t) per frame; all inputs batched over the same T frames
     (``drv0`` is the reference driving frame, broadcast; unused in absolute mode)."""
     region = opts.region
+    if opts.formula == "joyvasa":
+        return _compose_joyvasa(src, drv, drv0, region)
     pose = region in ("all", "pose")
     mask = expression_mask(region)
     if opts.relative:
@@ -266,7 +293,7 @@ def drive_keypoints(source: MotionInfo, motion: Motion, opts: DriveOptions = Dri
     kp, s_pe, _ = decode_info(src)
     x_s = compose_keypoints(kp, s_pe.R, s_pe.exp, s_pe.scale, s_pe.t)
     drv = motion_pose_exp(motion)
-    drv0 = None if not opts.relative else drv.frame(0)
+    drv0 = None if not (opts.relative or opts.formula == "joyvasa") else drv.frame(0)
     if drv0 is not None:
         drv0 = PoseExp(*(v.expand_as(w) for v, w in zip(
             (drv0.R, drv0.exp, drv0.scale, drv0.t), (drv.R, drv.exp, drv.scale, drv.t))))
