@@ -73,11 +73,12 @@ class Blend:
         masks = composite.blend_masks(source, spec, ctx.with_progress(None))
         index = composite.frame_index(rendered.shape[0], len(source), index)
         out = torch.empty((rendered.shape[0],) + tuple(base.shape[1:]), dtype=torch.float32)
+        plans: dict = {}
         for s in range(0, rendered.shape[0], 8):
             ctx.check()
             rows = slice(s, s + 8)
             out[rows] = images.to_float(torch.from_numpy(composite.paste_back(
-                base, rendered[rows], source.crop_to_frame, masks, index[rows], color_match, ctx)))
+                base, rendered[rows], source.crop_to_frame, masks, index[rows], spec, ctx, plans)))
             ctx.report(min(s + 8, rendered.shape[0]), rendered.shape[0])
         preview = _mask_preview(base[0], masks[0])
         return {"ui": {"images": [preview]}, "result": (out, masks[index])}

@@ -141,3 +141,34 @@ def test_ditto_torch_path_within_grid_sample_tolerance(ditto, case):
     ours = np.clip(out * 255, 0, 255).astype(np.uint8)  # Ditto truncates too
     worst, frac = _levels(ours, ditto["out." + case])
     assert worst <= 2 and frac < 0.01, (worst, frac)
+
+
+# ---------------------------------------------------------------------------------------
+# the paste-back every family runs on the CPU (composite.paste_back -> composite.paste)
+
+
+def _pack_paste(crop, frame, m, template):
+    from talking_head.pipelines import composite as C
+
+    spec = C.BlendSpec(crop_edge=template)
+    mask = C.build_masks(spec, frame.shape[:2], m[None])
+    return C.paste_back(frame[None], torch.as_tensor(crop)[None], m[None], mask, None, spec)[0]
+
+
+@pytest.mark.parametrize("crop_key,golden_key,case,key", [
+    ("paste_in_crop_u8", "pasted_u8", "case7_crop_and_pasteback", "pasted_u8"),
+    ("e2e.I_p_u8", "e2e.pasted_u8", "case8_end_to_end_frame", "pasted_u8")])
+def test_lp_cpu_paste_back_within_stated_tolerance(lp, crop_key, golden_key, case, key):
+    """The render as float 0..1 (what the decoder gives): paste_back truncates it to uint8
+    as LivePortrait does and must meet the case's own tolerance."""
+    image, m = lp["in.image_rgb_u8"], lp["crop106.M_c2o"]
+    crop01 = lp[crop_key].astype(np.float32) / 255.0
+    ours = _pack_paste(crop01 + 0.5 / 255.0, image, m, "liveportrait")  # any value in the level
+    assert_uint8_within(ours, lp[golden_key], _allow("liveportrait", case, key), "pasted_u8")
+
+
+@pytest.mark.parametrize("case", ["a_upscale_partly_outside", "b_downscale_inside"])
+def test_ditto_cpu_paste_back_within_stated_tolerance(ditto, case):
+    frame, m = ditto["frame_rgb"], ditto["M_c2o." + case]
+    ours = _pack_paste(ditto["render_image"].astype(np.float32) / 255.0, frame, m, "ditto")
+    assert_uint8_within(ours, ditto["out." + case], _allow("ditto", "putback"), "putback out")

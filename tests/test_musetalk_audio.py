@@ -183,3 +183,75 @@ def test_resample_to_16k_keeps_a_tone(sr):
 def test_resample_removes_content_above_new_nyquist():
     x = torch.sin(2 * math.pi * 10000 * torch.arange(44100) / 44100)
     assert resample(x, 44100, 16000)[800:-800].abs().max() < 5e-3  # > 45 dB down
+
+
+# ---------------------------------------------------------------------------------------
+# the encoder stack run from the module's weights (last layer on the kept rows only)
+
+
+def _small_whisper(seed=0):
+    from transformers import WhisperConfig
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+    torch.manual_seed(seed)
+    cfg = WhisperConfig(d_model=64, encoder_layers=3, encoder_attention_heads=4,
+                        encoder_ffn_dim=128, num_mel_bins=80, max_source_positions=1500)
+    cfg._attn_implementation = "sdpa"
+    enc = WhisperEncoder(cfg).eval()
+    with torch.no_grad():  # non-trivial LayerNorms and biases
+        for p in enc.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return enc
+
+
+def _transformers_stack(enc, mel):
+    with torch.inference_mode():
+        return torch.stack(enc(mel, output_hidden_states=True).hidden_states, dim=2)
+
+
+def _speech_like(n_samples, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    t = torch.arange(n_samples) / 16000
+    return 0.05 * torch.randn(n_samples, generator=gen) + 0.2 * torch.sin(2 * math.pi * 180 * t)
+
+
+@pytest.mark.parametrize("onednn", [True, False])  # oneDNN linears where available, F.linear
+@pytest.mark.parametrize("seconds", [4.3, 30.0])  # a silent padded tail, and none
+def test_encoder_stack_matches_transformers(seconds, onednn, monkeypatch):
+    if not onednn:
+        monkeypatch.setitem(A._ONEDNN, "ok", False)
+    enc = _small_whisper()
+    mel = A.input_features(_speech_like(int(seconds * 16000)))
+    ref = _transformers_stack(enc, mel)
+    run = A.whisper_encoder_fn(enc)
+    full = run(mel)
+    assert full.shape == ref.shape == (1, 1500, 4, 64)
+    assert (full - ref).abs().max() / ref.std() < 1e-5
+    lo, hi = 7, int(seconds * 50)
+    part = run(mel, rows=(lo, hi))
+    assert part.shape == (1, hi - lo, 4, 64)
+    assert (part - ref[:, lo:hi]).abs().max() / ref.std() < 1e-5
+
+
+def test_stacked_hidden_states_rows_follow_the_window_plan():
+    """Long audio, several windows per encoder batch: the rows each window keeps come
+    out of the row-trimmed encoder exactly where the full-window encoder has them."""
+    enc = _small_whisper(1)
+    wave = _speech_like(75 * 16000, seed=2)
+    full_fn = lambda mel: _transformers_stack(enc, mel)  # noqa: E731  (no rows= support)
+    expect = A.stacked_hidden_states(full_fn, wave, window_batch=2)
+    got = A.stacked_hidden_states(A.whisper_encoder_fn(enc), wave, window_batch=2)
+    assert got.shape == expect.shape == (75 * 50, 4, 64)
+    assert (got - expect).abs().max() / expect.std() < 1e-5
+
+
+def test_frame_windows_gather_matches_indexing():
+    hidden = torch.randn(321, 3, 8)
+    for fps in (25, 30000 / 1001, 12.5):
+        n = A.frame_count(321 * 320, fps)
+        win = A.frame_windows(hidden, fps, n)
+        units = math.ceil(50 / fps)
+        padded = torch.cat([torch.zeros(2 * units, 3, 8), hidden, torch.zeros(400, 3, 8)])
+        starts = np.floor(np.arange(n) * 50 / fps + 1e-9).astype(np.int64)
+        expect = torch.stack([padded[s:s + 10].reshape(-1, 8) for s in starts])
+        assert torch.equal(win, expect)

@@ -10,7 +10,7 @@ from ..core import images
 from ..core.errors import ShapeError, TalkingHeadError
 from ..core.runtime import CPU, RunContext
 from .color import COLOR_MATCH, match_color
-from .reference import CROP_TEMPLATES
+from .reference import CROP_TEMPLATES, warped_crop_mask
 from .spec import BlendSpec
 from .regions import (
     feather_ramp, landmark_planes, plane_distance, resolve_layout, square_planes, stack_planes)
@@ -52,14 +52,21 @@ def _feather_widths(feather: Optional[float], ctf: torch.Tensor) -> torch.Tensor
     return torch.full((ctf.shape[0],), float(feather))
 
 
-def _crop_weights(template: str, crop_size: int, ctf: torch.Tensor, roi: Roi,
+def _crop_weights(template: str, crop_size: int, ctf: torch.Tensor, roi: Roi, frame_hw: tuple,
                   feather: Optional[float], device) -> torch.Tensor:
     """The official feathered square warped into the ROI; feather > 0 additionally ramps
-    the flat part inward from its edge over ``feather`` frame px (a softer, wider edge)."""
+    the flat part inward from its edge over ``feather`` frame px (a softer, wider edge).
+    On the CPU the warp is the original's own cv2 call (bit-exact masks); elsewhere a
+    grid_sample with cv2's geometry (within the goldens' tolerance)."""
     spec = CROP_TEMPLATES[template]
-    tmpl = torch.tensor(spec.build(crop_size), device=device)  # copy: cached array is read-only
-    crops = tmpl[None, None].expand(ctf.shape[0], 1, crop_size, crop_size)
-    weight = warp_crops(crops, ctf, roi)[:, 0].clamp(0.0, 1.0)
+    if torch.device(device).type == "cpu":
+        weight = torch.from_numpy(np.stack([
+            warped_crop_mask(template, m, frame_hw, crop_size)[roi.y0:roi.y1, roi.x0:roi.x1]
+            for m in ctf.numpy()]))
+    else:
+        tmpl = torch.tensor(spec.build(crop_size), device=device)  # copy: cached array is read-only
+        crops = tmpl[None, None].expand(ctf.shape[0], 1, crop_size, crop_size)
+        weight = warp_crops(crops, ctf, roi)[:, 0].clamp(0.0, 1.0)
     if feather:
         lo, hi = spec.flat_square(crop_size)
         planes = stack_planes([square_planes(m, lo, hi) for m in ctf.numpy()])
@@ -113,7 +120,7 @@ def build_masks(spec: BlendSpec, frame_hw: tuple, crop_to_frame, landmarks=None,
         if roi.empty:
             continue
         if region == "crop":
-            weight = _crop_weights(spec.crop_edge, crop_size, m, roi, feather, dev)
+            weight = _crop_weights(spec.crop_edge, crop_size, m, roi, (h, w), feather, dev)
         else:
             weight = _landmark_weights(region, landmarks[t0:t0 + batch_size], scheme, m,
                                        crop_size, roi, feather, dev)

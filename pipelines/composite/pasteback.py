@@ -1,11 +1,20 @@
 """The one paste-back every family uses: rendered crops into their source frames.
 
 ``blend_masks`` turns a :class:`BlendSpec` into per-source-frame weights (N,H,W) once;
-``paste_back`` pastes a chunk of rendered crops with them and returns uint8 frames. It
-runs the batched torch path on the run's device (GPU, or colour matching), and the CPU
-path of :mod:`.paste` otherwise.
+``paste_back`` pastes a chunk of rendered crops with them and returns uint8 frames.
+
+Two backends, one result within the goldens' tolerances:
+
+* CPU without colour matching: :mod:`.paste` (cv2, bit-exact with the originals' own
+  arithmetic). The crop goes in as its family's original hands it over: LivePortrait
+  truncates the render to uint8 first, Ditto pastes the unrounded float render
+  (``spec.crop_edge`` names the family). Plans are per source frame; pass a dict as
+  ``plans`` to keep them from one chunk to the next.
+* Otherwise (a GPU run, or colour matching): the batched torch path of :mod:`.blend`.
 """
 from __future__ import annotations
+
+from typing import Optional
 
 import numpy as np
 import torch
@@ -13,6 +22,7 @@ import torch
 from ..core import images
 from ..core.runtime import CPU, RunContext
 from ..core.types import Source
+from . import paste as cpu_paste
 from .blend import build_masks, frame_index, paste_torch
 from .spec import BlendSpec
 
@@ -23,13 +33,44 @@ def blend_masks(source: Source, spec: BlendSpec, ctx: RunContext = CPU) -> torch
                        source.landmarks, source.landmark_scheme, ctx)
 
 
-def paste_back(frames, crops, crop_to_frame, masks, index=None, color_match: str = "off",
-               ctx: RunContext = CPU) -> np.ndarray:
+def paste_back(frames, crops, crop_to_frame, masks, index=None, spec: BlendSpec = BlendSpec(),
+               ctx: RunContext = CPU, plans: Optional[dict] = None) -> np.ndarray:
     """(t,H,W,3) uint8: ``crops`` (t,S,S,3) float 0..1 or uint8 pasted into ``frames``
     (N,H,W,3) uint8 with per-source-frame ``crop_to_frame`` (N,3,3) and ``masks`` (N,H,W);
-    output frame i uses source frame ``index[i]`` (default: i, or 0 for one frame)."""
-    frames = torch.as_tensor(frames)
+    output frame i uses source frame ``index[i]`` (default: i, or 0 for one frame).
+    ``plans``: a dict this call fills with the CPU plans of the source frames it used,
+    for the next chunk of the same render (same frames, matrices and masks); plans of
+    source frames this chunk did not use are dropped."""
     index = frame_index(int(crops.shape[0]), int(frames.shape[0]), index)
-    out = paste_torch(crops, frames, crop_to_frame, masks, index, color_match,
-                      ctx.with_progress(None))
-    return images.to_uint8(out).numpy()
+    if ctx.device.type != "cpu" or spec.color_match != "off":
+        out = paste_torch(crops, torch.as_tensor(frames), crop_to_frame, masks, index,
+                          spec.color_match, ctx.with_progress(None))
+        return images.to_uint8(out).numpy()
+    frames = images.to_uint8(torch.as_tensor(frames)).numpy()
+    matrices = np.asarray(torch.as_tensor(crop_to_frame), dtype=np.float64)
+    plans = {} if plans is None else plans
+    crops = _as_family_crops(crops, spec.crop_edge)
+    out = np.empty((len(index),) + frames.shape[1:], np.uint8)
+    for t, s in enumerate(index.tolist()):
+        if t % 8 == 0:
+            ctx.check()
+        if s not in plans:
+            weight = torch.as_tensor(masks[s]).to(torch.float32).numpy()
+            plans[s] = cpu_paste.plan_paste(matrices[s], weight, crops.shape[1])
+        cpu_paste.paste(frames[s], crops[t], plans[s], out=out[t])
+    used = set(index.tolist())
+    for s in [k for k in plans if k not in used]:  # a video source moves on: keep memory flat
+        del plans[s]
+    return out
+
+
+def _as_family_crops(crops, crop_edge: str) -> np.ndarray:
+    """The crops as the family's original pastes them: uint8 as they are; float 0..1
+    truncated to uint8 (LivePortrait) or scaled to unrounded float32 0..255 (Ditto)."""
+    crops = torch.as_tensor(crops).detach().cpu()
+    if crops.dtype == torch.uint8:
+        return crops.numpy()
+    values = crops.to(torch.float32).clamp(0.0, 1.0) * 255.0
+    if crop_edge == "ditto":
+        return values.numpy()
+    return values.to(torch.uint8).numpy()  # the float -> uint8 cast truncates, as LivePortrait's

@@ -149,3 +149,13 @@ def ditto_put_back(frame_u8: np.ndarray, render: np.ndarray, crop_to_frame: np.n
 def ditto_warped_mask(crop_to_frame: np.ndarray, frame_hw: tuple, size: int = 512) -> np.ndarray:
     """Ditto's frame-space mask: clip(warpAffine(get_mask), 0, 1), (H, W) float32."""
     return np.clip(warp_to_frame(ditto_mask_template(size), crop_to_frame, frame_hw), 0, 1)
+
+
+def warped_crop_mask(template: str, crop_to_frame: np.ndarray, frame_hw: tuple,
+                     size: int = 512) -> np.ndarray:
+    """The official crop template in frame space, as the original of ``template`` makes
+    it: (H, W) float32 0..1 (LivePortrait warps its uint8 PNG, Ditto its float mask)."""
+    if template == "ditto":
+        return ditto_warped_mask(crop_to_frame, frame_hw, size)
+    return warp_to_frame(lp_mask_template(size), crop_to_frame, frame_hw).astype(np.float32) / 255.0
+

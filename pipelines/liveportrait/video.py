@@ -17,10 +17,11 @@ def stream_video(renderer: ModelBundle, source: Source, keypoints: Keypoints,
     """Yield (b,H,W,3) uint8 frames of the final video, chunk by chunk."""
     masks = blend_masks(source, spec, ctx.with_progress(None))
     quiet = ctx.with_progress(None)
+    plans: dict = {}
 
     def make_chunk(frames: slice):
         crops = render.render(renderer, source, keypoints, frames, quiet, batch_size)
         return paste_back(source.frames, crops, source.crop_to_frame, masks,
-                          keypoints.source_index[frames], spec.color_match, quiet)
+                          keypoints.source_index[frames], spec, quiet, plans)
 
     return stream(len(keypoints), make_chunk, ctx, chunk)
