@@ -102,6 +102,89 @@ def musetalk_image_speech():
     return musetalk(PORTRAIT, "musetalk_image")
 
 
+def joyvasa_front(source_name, fps=25.0):
+    return [
+        Node("jv", "THS_LoadJoyVASAModels", {}, "load"),
+        Node("lp", "THS_LoadLivePortraitModels", {}, "load"),
+        Node("src", "THS_LoadSource", {"source": source_name}, "load"),
+        Node("speech", "LoadAudio", {"audio": SPEECH}, "load"),
+        Node("reg", "THS_FaceRegister", {"frames": ("src", 0), "fps": ("src", 1), "models": ("lp", 0)}, "register"),
+        Node("feats", "THS_AudioToJoyVASA", {"audio": ("speech", 0), "joyvasa": ("jv", 0)}, "audio"),
+        Node("motion", "THS_JoyVASAMotion", {"features": ("feats", 0), "joyvasa": ("jv", 0), "seed": 42,
+                                              "fps": fps}, "motion"),
+    ]
+
+
+def joyvasa_image_speech():
+    return [*joyvasa_front(PORTRAIT), *renderer_tail("reg", "motion", "lp"),
+            write(("blend", 0), 25.0, ("speech", 0), "TalkingHead/joyvasa")]
+
+
+def joyvasa_video_pose_lips():
+    """A driving video moves the head, JoyVASA moves the lips (Mix Motion)."""
+    return [
+        *joyvasa_front(PORTRAIT, fps=("drv", 1)),   # lips at the video's rate
+        Node("drv", "THS_LoadSource", {"source": DRIVING}, "load", "Load Driving Video"),
+        Node("pose", "THS_ExtractMotion", {"source": ("reg", 0), "driving": ("drv", 0), "models": ("lp", 0),
+                                           "fps": ("drv", 1)}, "motion", "Head pose from the video"),
+        Node("mix", "THS_MixMotion", {"source": ("reg", 0), "pose": ("pose", 0), "expression": ("motion", 0),
+                                      "part": "lips"}, "motion"),
+        *renderer_tail("reg", "mix", "lp"),
+        write(("blend", 0), ("drv", 1), ("speech", 0), "TalkingHead/joyvasa_mix"),
+    ]
+
+
+def expression_edit_portrait():
+    """AdvancedLivePortrait's Expression Editor: sliders plus a shipped preset on a photo."""
+    return [
+        Node("lp", "THS_LoadLivePortraitModels", {}, "load"),
+        Node("src", "THS_LoadSource", {"source": PORTRAIT}, "load"),
+        Node("speech", "LoadAudio", {"audio": SPEECH}, "load"),
+        Node("preset", "THS_LoadExpressionPreset", {"preset": "wink", "amount": 0.6}, "load"),
+        Node("reg", "THS_FaceRegister", {"frames": ("src", 0), "fps": ("src", 1), "models": ("lp", 0)}, "register"),
+        Node("edit", "THS_ExpressionEdit", {"source": ("reg", 0), "models": ("lp", 0), "smile": 0.8,
+                                            "eyebrow": 5.0, "add_expression": ("preset", 0)}, "motion"),
+        *renderer_tail("reg", "edit", "lp"),
+        write(("blend", 0), 25.0, ("speech", 0), "TalkingHead/expression_edit"),
+    ]
+
+
+ANIMATION_SCRIPT = "1 = 8 : 6\n2 = 8 : 6\n0 = 8 : 4"
+
+
+def expression_animate_script():
+    """A portrait animated by a command script over a chain of expressions, no driver."""
+    return [
+        Node("lp", "THS_LoadLivePortraitModels", {}, "load"),
+        Node("src", "THS_LoadSource", {"source": PORTRAIT}, "load"),
+        Node("speech", "LoadAudio", {"audio": SPEECH}, "load"),
+        Node("smile", "THS_LoadExpressionPreset", {"preset": "smile"}, "load", "Expression 1: smile"),
+        Node("surprise", "THS_LoadExpressionPreset", {"preset": "surprise"}, "load", "Expression 2: surprise"),
+        Node("reg", "THS_FaceRegister", {"frames": ("src", 0), "fps": ("src", 1), "models": ("lp", 0)}, "register"),
+        Node("anim", "THS_AnimateExpressions", {"source": ("reg", 0), "script": ANIMATION_SCRIPT,
+                                                "easing": "ease-in-out", "expression_1": ("smile", 0),
+                                                "expression_2": ("surprise", 0)}, "motion"),
+        *renderer_tail("reg", "anim", "lp"),
+        write(("blend", 0), 25.0, ("speech", 0), "TalkingHead/expression_script",
+              length="match frames (cut or pad audio)"),
+    ]
+
+
+def expression_on_ditto():
+    """Ditto's lip-synced motion with a smile preset and raised brows on every frame."""
+    return [
+        *ditto_front(PORTRAIT),
+        Node("preset", "THS_LoadExpressionPreset", {"preset": "smile", "amount": 0.8}, "load"),
+        Node("edit", "THS_ExpressionEdit", {"source": ("reg", 0), "models": ("ditto", 1), "eyebrow": 4.0,
+                                            "add_expression": ("preset", 0), "motion": ("controls", 0)}, "motion"),
+        *renderer_tail("reg", "edit", ("ditto", 1)),
+        write(("blend", 0), 25.0, ("speech", 0), "TalkingHead/expression_ditto"),
+    ]
+
+
 WORKFLOWS = {f.__name__: f() for f in (liveportrait_video_driven, ditto_image_speech,
                                        ditto_video_preserve_motion, ditto_blend_modes,
-                                       musetalk_video_speech, musetalk_image_speech)}
+                                       musetalk_video_speech, musetalk_image_speech,
+                                       joyvasa_image_speech, joyvasa_video_pose_lips,
+                                       expression_edit_portrait, expression_animate_script,
+                                       expression_on_ditto)}

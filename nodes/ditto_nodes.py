@@ -1,4 +1,4 @@
-"""Ditto nodes: load, audio -> HuBERT features, audio features -> motion, motion controls."""
+"""Ditto nodes: load, audio -> HuBERT features, audio features -> motion."""
 from __future__ import annotations
 
 from ..pipelines.app import models as model_cache
@@ -117,46 +117,3 @@ class DittoMotion:
         ditto_controls = DittoControls(preserve_motion=preserve_motion, fade_in=fade_in, fade_out=fade_out,
                                        blinks=blinks)
         return (source_motion(ditto, features, source, sampling, ditto_controls, host.context("ditto motion")),)
-
-
-@register("Motion Controls", "motion")
-class MotionControls:
-    DESCRIPTION = (
-        "Edit MOTION: head-pose offsets in degrees (they change the angle itself), and per-frame "
-        "keyframes as JSON, e.g. {\"0\": {\"delta_yaw\": 10}, \"75\": {\"delta_yaw\": -10}} or "
-        "[{\"frame\": 0, \"delta_pitch\": 5}], interpolated between keyframes when 'interpolate' is "
-        "on. Controls: delta_pitch/yaw/roll, alpha_pitch/yaw/roll (scale the angle), delta_exp "
-        "(63 numbers); on Ditto motion also vad_alpha (lip strength) and fade_alpha, plus blinks "
-        "and fades (Ditto re-stitches its motion with them).")
-    RETURN_TYPES = (MOTION,)
-    RETURN_NAMES = ("motion",)
-    FUNCTION = "apply"
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "motion": (MOTION,),
-                "delta_pitch": ("FLOAT", {"default": 0.0, "min": -90.0, "max": 90.0, "step": 0.5,
-                                          "tooltip": "Degrees added to the head's pitch (nod)."}),
-                "delta_yaw": ("FLOAT", {"default": 0.0, "min": -90.0, "max": 90.0, "step": 0.5,
-                                        "tooltip": "Degrees added to the head's yaw (turn)."}),
-                "delta_roll": ("FLOAT", {"default": 0.0, "min": -90.0, "max": 90.0, "step": 0.5,
-                                         "tooltip": "Degrees added to the head's roll (tilt)."}),
-                "interpolate": ("BOOLEAN", {"default": True, "tooltip":
-                                "Ramp between keyframes (off: a control applies on its keyframe only)."}),
-                "fade_in": ("INT", {"default": 0, "min": 0, "max": 250, "tooltip": "Ditto motion: frames easing in."}),
-                "fade_out": ("INT", {"default": 0, "min": 0, "max": 250, "tooltip": "Ditto motion: frames easing out."}),
-            },
-            "optional": {
-                "keyframes": ("STRING", {"default": "", "multiline": True, "tooltip":
-                              "Per-frame controls as JSON, e.g. {\"0\": {\"delta_yaw\": 10}, \"75\": {\"delta_yaw\": -10}}."}),
-            },
-        }
-
-    def apply(self, motion, delta_pitch=0.0, delta_yaw=0.0, delta_roll=0.0, interpolate=True,
-              fade_in=0, fade_out=0, keyframes=""):
-        overall = {f"delta_{a}": v for a, v in (("pitch", delta_pitch), ("yaw", delta_yaw),
-                                                ("roll", delta_roll)) if v}
-        edit = controls.edit_from(overall, keyframes, interpolate, len(motion), fade_in, fade_out)
-        return (controls.apply(motion, edit),)

@@ -99,6 +99,19 @@ def temp_dir() -> str:
     return path
 
 
+PRESETS_FOLDER = "talking_head_presets"
+
+
+def presets_dir() -> str:
+    """Where users' expression presets live: ``<models>/talking_head_presets`` (ComfyUI's
+    models folder when hosted, else $TALKING_HEAD_MODELS or the pack's models folder).
+    A models sub-folder because people already know, back up and share that folder; it
+    is made on the first save, not here (listing must not create folders)."""
+    fp = _module("folder_paths")
+    root = fp.models_dir if fp is not None else weights.default_models_root()
+    return os.path.join(root, PRESETS_FOLDER)
+
+
 def input_dir() -> str:
     fp = _module("folder_paths")
     return fp.get_input_directory() if fp else os.environ.get(

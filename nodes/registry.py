@@ -24,12 +24,14 @@ def register(display_name: str, category: str = ""):
 LP_MODELS = "THS_LP_MODELS"
 DITTO_MODELS = "THS_DITTO_MODELS"
 MUSETALK_MODELS = "THS_MUSETALK_MODELS"
+JOYVASA_MODELS = "THS_JOYVASA_MODELS"
 SOURCE = "THS_SOURCE"
 AUDIO_FEATURES = "THS_AUDIO_FEATURES"
 MOTION = "THS_MOTION"
 KEYPOINTS = "THS_KEYPOINTS"
 WARPED = "THS_WARPED"
 AVATAR = "THS_MUSETALK_AVATAR"
+EXPRESSION = "THS_EXPRESSION"  # an expression offset (pipelines.expression.ExpressionSet)
 
 DTYPE_WIDGET = (list(DTYPES), {"default": "auto", "tooltip":
                 "auto: the host's choice (bf16 or fp16 on a GPU); the CPU always runs fp32."})

@@ -111,9 +111,20 @@ def skin_everywhere(parser) -> dict:
     return out
 
 
-def write_all(root: str, families=("aux", "liveportrait", "ditto", "musetalk")) -> str:
+def write_joyvasa(root: str) -> None:
+    """JoyVASA's released .pt (pickled args with a PosixPath, tiny sizes carried in the
+    args, which the loader reads them from) and its motion template pickle."""
+    from talking_head.pipelines.core import weights
+    from tests.fake_joyvasa import write_template, write_tiny
+
+    files = {e.role: e.local for e in weights.entries("joyvasa", "hubert_chinese")}
+    write_tiny(_path(root, "joyvasa", files["motion_generator"]), seed=7)
+    write_template(_path(root, "joyvasa", files["template"]), seed=7)
+
+
+def write_all(root: str, families=("aux", "liveportrait", "ditto", "musetalk", "joyvasa")) -> str:
     writers = {"aux": write_aux, "liveportrait": write_liveportrait, "ditto": write_ditto,
-               "musetalk": write_musetalk}
+               "musetalk": write_musetalk, "joyvasa": write_joyvasa}
     for family in families:
         writers[family](root)
     return root

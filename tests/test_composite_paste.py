@@ -273,3 +273,32 @@ def test_errors_say_what_to_pass():
         with pytest.raises(ShapeError) as err:
             call()
         assert isinstance(err.value, TalkingHeadError) and len(str(err.value)) > 20
+
+
+def test_chunk_masks_paste_like_full_masks_and_hold_only_the_chunk():
+    """A video source's masks made per chunk give the same frames as masks made for every
+    source frame up front, and only the chunk's masks are held."""
+    import torch
+
+    from talking_head.pipelines import composite as C
+    from talking_head.pipelines.core.types import Source
+
+    rng = np.random.default_rng(3)
+    n, h, w = 6, 120, 160
+    ctf = np.stack([np.array([[0.2, 0.01 * i, 20 + 3 * i], [-0.01 * i, 0.2, 10 + 2 * i], [0, 0, 1]])
+                    for i in range(n)])
+    src = Source(frames=torch.from_numpy(rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)), fps=25.0,
+                 crops=torch.zeros(n, 512, 512, 3, dtype=torch.uint8), crop_to_frame=torch.from_numpy(ctf),
+                 landmarks=torch.zeros(n, 478, 2), landmark_scheme="mediapipe478",
+                 face_found=torch.ones(n, dtype=torch.bool))
+    spec = C.BlendSpec()
+    full = C.blend_masks(src, spec)
+    lazy = C.ChunkMasks(src, spec)
+    crops = torch.from_numpy(rng.random((4, 512, 512, 3), dtype=np.float32))
+    plans_a, plans_b = {}, {}
+    for index in ([0, 1, 2, 3], [4, 5, 5, 4], [1, 1, 0, 0]):
+        a = C.paste_back(src.frames, crops, src.crop_to_frame, full, torch.tensor(index), spec, plans=plans_a)
+        b = C.paste_back(src.frames, crops, src.crop_to_frame, lazy, torch.tensor(index), spec, plans=plans_b)
+        np.testing.assert_array_equal(a, b)
+        assert sorted(lazy.held) == sorted(set(index)) and sorted(plans_b) == sorted(set(index))
+        assert not np.array_equal(a[0], src.frames[index[0]].numpy())   # something was pasted

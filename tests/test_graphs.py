@@ -132,3 +132,69 @@ def test_musetalk_image_graph(host_dirs):
     runner.run(prompt)
     avatar = _nodes(prompt, "THS_MuseTalkPrepareAvatar")[0]
     assert avatar not in runner.executed and _nodes(prompt, "THS_MuseTalkGenerate")[0] in runner.executed
+
+
+# ---------------------------------------------------------------------------------------
+# expression editing (AdvancedLivePortrait parity)
+
+
+def _expression_graph(name):
+    prompt = load(os.path.join(OUT, f"{name}.json"))
+    prompt[_nodes(prompt, "LoadAudio")[0]]["inputs"]["audio"] = "short.wav"     # 1.2 s
+    return prompt
+
+
+def _check_h264(path, frames):
+    info = media.probe(path)
+    assert (info.video_codec, info.pix_fmt, info.audio_codec) == ("h264", "yuv420p", "aac")
+    assert sum(1 for _ in media.iter_frames(path, info)) == frames
+
+
+def test_expression_edit_graph_and_a_slider_change_reruns_only_the_edit(host_dirs):
+    prompt = _expression_graph("expression_edit_portrait")
+    runner = GraphRunner()
+    results = runner.run(prompt)
+    blend, write = _nodes(prompt, "THS_Blend")[0], _nodes(prompt, "THS_WriteVideo")[0]
+    _check_h264(results[write][0], 30)                       # the still, looped to the audio
+    edited, mask = results[blend]
+    assert edited.shape[0] == 1
+    # undo the edit: the Face Register and the preset are reused, the edit and what
+    # follows re-run, and the picture changes inside the paste-back mask only
+    edit = _nodes(prompt, "THS_ExpressionEdit")[0]
+    prompt[edit]["inputs"].update(smile=0.0, eyebrow=0.0)
+    del prompt[edit]["inputs"]["add_expression"]
+    plain = runner.run(prompt)[blend][0]
+    assert sorted(runner.executed) == sorted([edit, *_nodes(prompt, "THS_Stitch"), *_nodes(prompt, "THS_Warp"),
+                                              *_nodes(prompt, "THS_Decode"), blend, write])
+    change = (edited - plain).abs().amax(dim=-1)[0]
+    assert float(change.max()) > 0.05
+    assert float(change[mask[0] == 0].max()) == 0.0
+
+
+def test_expression_script_graph_moves_only_where_the_script_says(host_dirs):
+    prompt = _expression_graph("expression_animate_script")
+    results = GraphRunner().run(prompt)
+    _check_h264(results[_nodes(prompt, "THS_WriteVideo")[0]][0], 40)      # the script's length
+    crops = results[_nodes(prompt, "THS_Decode")[0]][0]
+    assert crops.shape[0] == 40
+    # "1 = 8 : 6 / 2 = 8 : 6 / 0 = 8 : 4": targets reached on frames 7, 21, 35, then held
+    for reached, held_until in ((7, 14), (21, 28), (35, 40)):
+        for i in range(reached + 1, held_until):
+            assert torch.allclose(crops[i], crops[reached], atol=1e-5), i
+    for a, b in ((0, 7), (7, 21), (21, 35), (14, 15)):     # the tiny decoder moves little
+        assert float((crops[a] - crops[b]).abs().max()) > 1e-3, (a, b)
+
+
+def test_expression_on_ditto_graph_adds_the_expression_to_every_frame(host_dirs):
+    from talking_head.pipelines.expression import Sliders, build_expression
+
+    prompt = _expression_graph("expression_on_ditto")
+    results = GraphRunner().run(prompt)
+    _check_h264(results[_nodes(prompt, "THS_WriteVideo")[0]][0], 30)
+    ditto = results[_nodes(prompt, "THS_MotionControls")[0]][0]
+    edited = results[_nodes(prompt, "THS_ExpressionEdit")[0]][0]
+    preset = results[_nodes(prompt, "THS_LoadExpressionPreset")[0]][0]
+    offset = (build_expression(Sliders(eyebrow=4.0)) + preset).e
+    assert len(edited) == len(ditto) == 30
+    assert torch.allclose(edited.exp - ditto.exp, offset.expand(30, 21, 3), atol=1e-7)
+    assert torch.equal(edited.yaw, ditto.yaw) and torch.equal(edited.t, ditto.t)

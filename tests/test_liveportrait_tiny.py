@@ -130,3 +130,23 @@ def test_networks_run_under_autocast(run):
     assert (half["out"].float() - ref["out"]).abs().max() < 0.1 * ref["out"].abs().max()
     assert img.shape == (1, 3, 512, 512) and torch.isfinite(img.float()).all()
     assert all(torch.isfinite(v.float()).all() for v in mot.values())
+
+
+def test_overlapped_stream_gives_the_same_video(run):
+    """Pasting chunk k in a thread while chunk k+1 renders changes nothing in the frames."""
+    from talking_head.pipelines.liveportrait.video import stream_video
+
+    bundle, kp = run["bundle"], run["kp"]
+    g = torch.Generator().manual_seed(4)
+    source = Source(frames=torch.randint(0, 256, (1, 300, 400, 3), dtype=torch.uint8, generator=g), fps=25.0,
+                    crops=torch.zeros(1, 512, 512, 3, dtype=torch.uint8),
+                    crop_to_frame=torch.tensor([[[0.4, 0.0, 90.0], [0.0, 0.4, 40.0], [0.0, 0.0, 1.0]]],
+                                               dtype=torch.float64),
+                    landmarks=torch.zeros(1, 478, 2), landmark_scheme="mediapipe478",
+                    face_found=torch.ones(1, dtype=torch.bool), appearance=run["f_s"])
+    plain = list(stream_video(bundle, source, kp, chunk=3, overlap=False))
+    both = list(stream_video(bundle, source, kp, chunk=3, overlap=True))
+    assert [c.shape[0] for c in both] == [3, 3, 2]
+    for a, b in zip(plain, both):
+        assert (a == b).all()
+    assert (plain[0][0] != source.frames[0].numpy()).any()

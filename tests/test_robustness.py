@@ -305,3 +305,36 @@ def test_audio_feature_nodes_refuse_bad_audio(hosted, case):
     with pytest.raises(Exception) as err:
         AudioToWhisper().encode(_audio(torch.zeros(1, 1, 1600)), musetalk, float("nan"))
     assert_actionable(err.value)
+
+
+def test_overlapped_render_loop_keeps_order_and_stops_cleanly():
+    """The two-stage loop (finish of chunk k in a thread while chunk k+1 is made) yields
+    the chunks in order, and a stop request surfaces between chunks with no chunk lost."""
+    import threading
+
+    from talking_head.pipelines.core.render_loop import stream
+    from talking_head.pipelines.core.runtime import InterruptedRender, RunContext
+
+    seen_threads = set()
+
+    def finish(made, frames):
+        seen_threads.add(threading.current_thread().name)
+        return [x * 10 for x in made]
+
+    out = list(stream(10, lambda s: list(range(s.start, s.stop)), RunContext(), 3, finish))
+    assert [v for c in out for v in c] == [10 * i for i in range(10)]
+    assert all(name.startswith("ths-finish") for name in seen_threads)
+
+    flag = {"stop": False}
+
+    def interrupt():
+        if flag["stop"]:
+            raise InterruptedRender("stop")
+
+    got = []
+    with pytest.raises(InterruptedRender):
+        for c in stream(12, lambda s: list(range(s.start, s.stop)), RunContext(interrupt=interrupt), 3,
+                        finish):
+            got.append(c)
+            flag["stop"] = len(got) == 2
+    assert [v for c in got for v in c] == [10 * i for i in range(6)]

@@ -22,8 +22,9 @@ RENDERERS = {  # family -> module of this package with add_arguments(parser) and
     "ditto": "render_ditto",
     "musetalk": "render_musetalk",
     "liveportrait": "render_liveportrait",
+    "joyvasa": "render_joyvasa",
 }
-FAMILIES = ("ditto", "liveportrait", "musetalk", "aux")
+FAMILIES = ("ditto", "liveportrait", "musetalk", "joyvasa", "aux")
 
 
 def _renderer(family: str):
@@ -33,7 +34,8 @@ def _renderer(family: str):
 # the registry groups a family needs to render (its own files and the face models)
 REQUIRED = {"ditto": [("ditto", "pytorch"), ("aux", "mediapipe")],
             "liveportrait": [("liveportrait", "official"), ("aux", "mediapipe")],
-            "musetalk": [("musetalk", "v15"), ("aux", "mediapipe")]}
+            "musetalk": [("musetalk", "v15"), ("aux", "mediapipe")],
+            "joyvasa": [("joyvasa", "hubert_chinese"), ("aux", "mediapipe")]}
 
 
 def cmd_doctor(args) -> int:
@@ -71,9 +73,9 @@ def cmd_doctor(args) -> int:
         mark = "ok " if path else ("-- " if entry.optional else "MISSING")
         print(f"  {mark:7s} {entry.family:12s} {entry.group:11s} {entry.local}")
     for family in args.families or tuple(REQUIRED):
-        groups = [g for g in REQUIRED[family] if not (family == "liveportrait" and g[0] == "liveportrait")]
-        try:   # LivePortrait: any complete renderer layout will do
-            models.require(groups, None, "auto" if family == "liveportrait" else None)
+        groups = [g for g in REQUIRED[family] if g[0] != "liveportrait"]
+        try:   # LivePortrait's renderer: any complete layout will do
+            models.require(groups, None, "auto" if family in ("liveportrait", "joyvasa") else None)
             print(f"ready   {family}")
         except MissingWeightsError as exc:
             ok = False
@@ -89,7 +91,8 @@ def cmd_download(args) -> int:
         for fam in (family, *weights.NEEDS[family]):
             grps = [args.group] if args.group and fam == family else (
                 ["pytorch"] if fam == "ditto" else ["official"] if fam == "liveportrait"
-                else ["v15"] if fam == "musetalk" else ["mediapipe"])
+                else ["v15"] if fam == "musetalk" else ["hubert_chinese"] if fam == "joyvasa"
+                else ["mediapipe"])
             for g in grps:
                 paths = weights.resolve(fam, g, download=True, progress=print)
                 for role, p in paths.items():
@@ -119,7 +122,7 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("doctor", help="check ffmpeg, torch device and which weights are present "
                                       "(exit 1 when a family cannot render)")
     d.add_argument("families", nargs="*", choices=tuple(REQUIRED), metavar="family",
-                   help="only these families (ditto, liveportrait, musetalk); default all")
+                   help="only these families (ditto, liveportrait, musetalk, joyvasa); default all")
     p = sub.add_parser("download", help="download a family's weights into the models folder")
     p.add_argument("family", choices=(*FAMILIES, "all"))
     p.add_argument("--group", help="file set within the family (e.g. official, safetensors)")

@@ -122,6 +122,21 @@ def load_musetalk_bundle(roots: Optional[dict] = None, download: bool = False,
     return _cached(key, lambda: load_musetalk(chosen, ctx.device, ctx.dtype, configs=configs))
 
 
+def load_joyvasa_bundle(roots: Optional[dict] = None, download: bool = False,
+                        ctx: RunContext = RunContext(), convert: bool = False):
+    """JoyVASA's motion generator (its HuBERT included) and motion template; a converted
+    .safetensors next to the .pt is preferred, and ``convert`` writes it once."""
+    from ..joyvasa import convert_to_safetensors, load_joyvasa
+    from ..joyvasa.loader import converted_pair
+
+    files = weights.resolve("joyvasa", "hubert_chinese", roots, download=download, progress=print)
+    chosen = {r: files[r] for r in ("motion_generator", "template")}
+    if convert and not converted_pair(chosen["motion_generator"]):
+        convert_to_safetensors(chosen["motion_generator"])
+    key = ("joyvasa", tuple(sorted(chosen.items())), str(ctx.device))
+    return _cached(key, lambda: load_joyvasa(chosen, ctx.device))
+
+
 def detector(kind: str = "mediapipe", roots: Optional[dict] = None, download: bool = False):
     """A face detector (one per kind for the session) whose files come from the aux folder."""
     from .. import face

@@ -32,7 +32,7 @@ paste-back. ``reference`` holds the bit-exact cv2 paths used by the golden tests
 """
 from .blend import AUTO_FEATHER_CROP_PX, build_masks, frame_index, paste_torch
 from .color import COLOR_MATCH, match_color
-from .pasteback import blend_masks, paste_back
+from .pasteback import ChunkMasks, blend_masks, paste_back
 from .reference import (CROP_TEMPLATES, ditto_mask_template, ditto_put_back,
                         ditto_warped_mask, lp_mask_template, lp_paste_back,
                         lp_prepare_paste_back, lp_render_to_u8, warp_to_frame)
@@ -41,7 +41,7 @@ from .spec import MODE_HELP, MODES, REGION_HELP, REGIONS, BlendSpec
 
 __all__ = [
     "BlendSpec", "MODES", "REGIONS", "MODE_HELP", "REGION_HELP", "COLOR_MATCH", "CROP_TEMPLATES",
-    "AUTO_FEATHER_CROP_PX", "blend_masks", "paste_back", "build_masks", "paste_torch",
+    "AUTO_FEATHER_CROP_PX", "ChunkMasks", "blend_masks", "paste_back", "build_masks", "paste_torch",
     "frame_index", "match_color",
     "lp_mask_template", "lp_prepare_paste_back", "lp_paste_back", "lp_render_to_u8",
     "ditto_mask_template", "ditto_warped_mask", "ditto_put_back", "warp_to_frame",

@@ -33,17 +33,42 @@ def blend_masks(source: Source, spec: BlendSpec, ctx: RunContext = CPU) -> torch
                        source.landmarks, source.landmark_scheme, ctx)
 
 
+class ChunkMasks:
+    """Blend masks made on demand for the source frames a chunk uses, so a long video
+    source never holds a mask for each of its frames (N x H x W floats) at once."""
+
+    def __init__(self, source: Source, spec: BlendSpec, ctx: RunContext = CPU):
+        self.source, self.spec, self.ctx = source, spec, ctx.with_progress(None)
+        self.held: dict = {}
+
+    def take(self, frames: list) -> dict:
+        """{source frame: (H,W) mask} for ``frames``; masks of other frames are dropped."""
+        need = [s for s in frames if s not in self.held]
+        if need:
+            src = self.source
+            made = build_masks(self.spec, tuple(src.frames.shape[1:3]), src.crop_to_frame[need],
+                               src.landmarks[need], src.landmark_scheme, self.ctx)
+            self.held.update(zip(need, made))
+        self.held = {s: self.held[s] for s in frames}
+        return self.held
+
+
 def paste_back(frames, crops, crop_to_frame, masks, index=None, spec: BlendSpec = BlendSpec(),
                ctx: RunContext = CPU, plans: Optional[dict] = None) -> np.ndarray:
     """(t,H,W,3) uint8: ``crops`` (t,S,S,3) float 0..1 or uint8 pasted into ``frames``
-    (N,H,W,3) uint8 with per-source-frame ``crop_to_frame`` (N,3,3) and ``masks`` (N,H,W);
-    output frame i uses source frame ``index[i]`` (default: i, or 0 for one frame).
-    ``plans``: a dict this call fills with the CPU plans of the source frames it used,
-    for the next chunk of the same render (same frames, matrices and masks); plans of
-    source frames this chunk did not use are dropped."""
+    (N,H,W,3) uint8 with per-source-frame ``crop_to_frame`` (N,3,3) and ``masks`` (N,H,W)
+    or a :class:`ChunkMasks`; output frame i uses source frame ``index[i]`` (default: i,
+    or 0 for one frame). ``plans``: a dict this call fills with the CPU plans of the
+    source frames it used, for the next chunk of the same render (same frames, matrices
+    and masks); plans of source frames this chunk did not use are dropped."""
     index = frame_index(int(crops.shape[0]), int(frames.shape[0]), index)
+    if isinstance(masks, ChunkMasks):
+        masks = masks.take(sorted(set(index.tolist())))
     if ctx.device.type != "cpu" or spec.color_match != "off":
-        out = paste_torch(crops, torch.as_tensor(frames), crop_to_frame, masks, index,
+        used = sorted(set(index.tolist()))
+        local = torch.as_tensor([used.index(s) for s in index.tolist()], dtype=torch.long)
+        out = paste_torch(crops, torch.as_tensor(frames)[used], torch.as_tensor(crop_to_frame)[used],
+                          torch.stack([torch.as_tensor(masks[s]) for s in used]), local,
                           spec.color_match, ctx.with_progress(None))
         return images.to_uint8(out).numpy()
     frames = images.to_uint8(torch.as_tensor(frames)).numpy()

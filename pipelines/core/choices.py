@@ -32,9 +32,26 @@ LP_LAYOUTS = ("auto", "official", "safetensors", "ditto")
 ANIMATION_REGIONS = ("all", "pose", "exp", "lip", "eyes")
 LENGTH_MODES = ("hold last source frame", "cycle", "ping-pong", "cut")
 DETECTORS = ("mediapipe", "insightface")
+# how a shorter sequence is walked to a longer length (core/timeline.py)
+FRAME_ORDERS = ("ping-pong", "cycle", "hold")
+# Mix Motion: what the second motion gives, and which motion sets the mix's length
+MIX_PARTS = ("lips", "expression", "eyes")
+MIX_LENGTHS = ("expression motion", "pose motion", "shorter")
+# JoyVASA: what follows the audio (the rest stays the portrait's)
+JOYVASA_REGIONS = ("all", "expression", "pose", "lips", "eyes")
+# JoyVASA's positional encoding: "prefix" is what the released weights were trained with
+JOYVASA_PE_MODES = ("prefix", "fixed")
 
 # Ditto's eight emotion labels (the LMDM's emotion condition, in its order)
 EMOTIONS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise", "contempt")
 
 # MuseTalk's face-parsing masks
 PARSING_MODES = ("jaw", "raw", "neck")
+
+# Expression editing (AdvancedLivePortrait parity): "reference" reproduces that pack's
+# maths exactly, "default" fixes its defects (pipelines/expression/modes.py lists them)
+EXPRESSION_MODES = ("default", "reference")
+# script/keyframe transition curves (pipelines/expression/ramps.py says what each does)
+EASINGS = ("linear", "ease-in", "ease-out", "ease-in-out", "hold")
+# what a sample face lends the Expression Editor
+SAMPLE_PARTS = ("OnlyExpression", "OnlyRotation", "OnlyMouth", "OnlyEyes", "All")

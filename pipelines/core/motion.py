@@ -37,6 +37,7 @@ import torch
 
 from .choices import CROP_EDGES
 from .errors import ShapeError
+from .timeline import frame_mapping
 
 KINDS = ("driving", "absolute")
 POSE = ("pitch", "yaw", "roll")
@@ -175,6 +176,12 @@ class Motion:
             v = getattr(self, k)
             pick[k] = None if v is None else v[index]
         return dataclasses.replace(self, restitch=None, **pick)
+
+    def on_source(self, n_source: int, length_mode: str) -> "Motion":
+        """This motion walking a source of ``n_source`` frames by a LENGTH_MODES rule (hold
+        the last source frame, cycle, ping-pong, or cut to the shorter of the two)."""
+        n_out, index = frame_mapping(int(n_source), len(self), length_mode)
+        return self.select(slice(0, n_out)).replace(source_index=index)
 
     @property
     def n_source(self) -> int:

@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .choices import FRAME_ORDERS as MODES
+from .choices import LENGTH_MODES
 from .errors import TalkingHeadError
-
-MODES = ("cycle", "ping-pong", "hold")
 
 
 def mirror_index(i: int, n: int) -> int:
@@ -37,9 +37,6 @@ def frame_order(n_source: int, n_out: int, mode: str) -> np.ndarray:
     if mode == "cycle":
         return i % n_source
     raise TalkingHeadError(f"frame order must be one of {MODES}, got {mode!r}")
-
-
-from .choices import LENGTH_MODES  # noqa: E402
 
 
 def frame_mapping(n_source: int, n_driving: int, mode: str) -> tuple:

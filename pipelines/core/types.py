@@ -176,8 +176,9 @@ class Source:
 class AudioFeatures:
     """Per-video-frame audio features at ``fps`` (one row per output frame).
 
-    features: (T,D) for HuBERT (D=1024) or (T,50,384) for whisper windows.
-    kind: "hubert" or "whisper". seconds: the audio's duration.
+    features: (T,D) for Ditto's HuBERT (D=1024), (T,50,384) for MuseTalk's whisper windows,
+    (T,D) for JoyVASA (its window-wise HuBERT features, D=256, T a whole number of windows).
+    kind: "hubert", "whisper" or "joyvasa". seconds: the audio's duration.
     """
 
     features: torch.Tensor
@@ -186,10 +187,10 @@ class AudioFeatures:
     seconds: float
 
     def __post_init__(self):
-        if self.kind not in ("hubert", "whisper"):
+        if self.kind not in ("hubert", "whisper", "joyvasa"):
             raise ShapeError(f"AUDIO_FEATURES: unknown kind '{self.kind}'")
-        if self.kind == "hubert":
-            _check("features", self.features, (None, None), "AUDIO_FEATURES (hubert)")
+        if self.kind in ("hubert", "joyvasa"):
+            _check("features", self.features, (None, None), f"AUDIO_FEATURES ({self.kind})")
         else:
             _check("features", self.features, (None, None, None), "AUDIO_FEATURES (whisper)")
 

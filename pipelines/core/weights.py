@@ -93,6 +93,11 @@ REGISTRY: list = [
                "openai/whisper-tiny", "preprocessor_config.json", size_mb=0.01),
     WeightFile("musetalk", "v15", "parsing", "face-parse-bisent/79999_iter.pth",
                "ManyOtherFunctions/face-parse-bisent", "79999_iter.pth", size_mb=53),
+    # JoyVASA (jdh-algo/JoyVASA, MIT): the motion generator holds its HuBERT too
+    WeightFile("joyvasa", "hubert_chinese", "motion_generator",
+               "motion_generator/motion_generator_hubert_chinese.pt", "jdh-algo/JoyVASA", size_mb=414),
+    WeightFile("joyvasa", "hubert_chinese", "template", "motion_template/motion_template.pkl",
+               "jdh-algo/JoyVASA", size_mb=0.01),
     # shared face models (MediaPipe Tasks; Apache-2.0, hosted by Google)
     WeightFile("aux", "mediapipe", "face_landmarker", "mediapipe/face_landmarker_v2_with_blendshapes.task",
                url="https://storage.googleapis.com/mediapipe-models/face_landmarker/face_landmarker/"
@@ -109,9 +114,11 @@ REGISTRY: list = [
       ]],
 ]
 
-FAMILIES = ("ditto", "liveportrait", "musetalk", "aux")
-# what each family needs besides its own files (the face models are shared)
-NEEDS = {"ditto": ("aux",), "liveportrait": ("aux",), "musetalk": ("aux",), "aux": ()}
+FAMILIES = ("ditto", "liveportrait", "musetalk", "joyvasa", "aux")
+# what each family needs besides its own files (the face models are shared; JoyVASA
+# renders through LivePortrait's networks)
+NEEDS = {"ditto": ("aux",), "liveportrait": ("aux",), "musetalk": ("aux",),
+         "joyvasa": ("liveportrait", "aux"), "aux": ()}
 
 
 def entries(family: str, group: Optional[str] = None, include_optional: bool = False) -> list:
@@ -124,7 +131,7 @@ def entries(family: str, group: Optional[str] = None, include_optional: bool = F
 # folder of each family under the models root (ComfyUI's models/ or the standalone root);
 # "liveportrait" is shared with LivePortraitKJ on purpose, so its downloads are reused
 FOLDERS = {"ditto": "ditto", "liveportrait": "liveportrait", "musetalk": "musetalk",
-           "aux": "talking_head_aux"}
+           "joyvasa": "joyvasa", "aux": "talking_head_aux"}
 
 
 def folders(family: str, roots: Optional[dict] = None) -> list:

@@ -42,8 +42,8 @@ from .keypoint_forms import rotation_matrix, source_keypoints, stitch_keypoints
 from .mixing import MIX_RANGES, SAMPLE_PARTS, Mix
 from .modes import MAX_FRAMES, MODES
 from .params import FaceParams
-from .presets import (SHIPPED_PRESETS, Preset, list_presets, load_preset, preset_to_dict,
-                      save_preset)
+from .presets import (SHIPPED_PRESETS, Preset, list_presets, load_preset, preset_file,
+                      preset_to_dict, save_preset)
 from .ramps import EASINGS, ease
 from .script import Script, parse_script
 from .sliders import SLIDER_RANGES, Sliders
@@ -55,6 +55,6 @@ __all__ = [
     "ReferenceZeroChangeError", "ScriptError", "ExpressionSet", "ExpressionTrack", "expdata",
     "Keyframes", "parse_keyframes", "rotation_matrix", "source_keypoints", "stitch_keypoints",
     "MIX_RANGES", "SAMPLE_PARTS", "Mix", "MAX_FRAMES", "MODES", "FaceParams", "SHIPPED_PRESETS",
-    "Preset", "list_presets", "load_preset", "preset_to_dict", "save_preset", "EASINGS", "ease",
+    "Preset", "list_presets", "load_preset", "preset_file", "preset_to_dict", "save_preset", "EASINGS", "ease",
     "Script", "parse_script", "SLIDER_RANGES", "Sliders",
 ]

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import torch
 
+from ..core.choices import SAMPLE_PARTS
 from .errors import ExpressionError
 from .params import FaceParams
 
-SAMPLE_PARTS = ("OnlyExpression", "OnlyRotation", "OnlyMouth", "OnlyEyes", "All")
 MOUTH_KP = (14, 17, 19, 20)
 EYES_KP = (1, 2, 11, 13, 15, 16)
 KEPT_KP = 5  # keeps its full source expression under src_ratio

@@ -43,9 +43,9 @@ ExpData codes: both modes refuse an axis digit >= 3 or keypoint >= 21 (the refer
 raises IndexError); a negative code wraps like a Python index in reference mode and is
 refused in default mode.
 """
+from ..core.choices import EXPRESSION_MODES as MODES
 from .errors import ExpressionError
 
-MODES = ("default", "reference")
 MAX_FRAMES = 100_000  # a script or keyframe list longer than this is surely a typo
 
 

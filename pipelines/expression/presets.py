@@ -18,6 +18,7 @@ import json
 import math
 import numbers
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional, Union
@@ -31,6 +32,10 @@ from .expset import NUM_KP, ExpressionSet
 PRESET_VERSION = 1
 SHIPPED_PRESETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "presets")
 MAX_PRESET_BYTES = 64 * 1024
+NAME_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
+# names Windows keeps for devices: a preset shared with a Windows user must stay a file
+DEVICE_NAMES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
+                *(f"lpt{i}" for i in range(1, 10))}
 REQUIRED = ("version", "name", "e")
 OPTIONAL = ("description", "r", "s", "t")
 
@@ -183,6 +188,27 @@ def save_preset(path: Union[str, os.PathLike], expression: ExpressionSet, name: 
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+    return path
+
+
+def preset_file(folder: Union[str, os.PathLike], name: str) -> str:
+    """The path of preset ``name`` in ``folder``, refusing any name that is not a plain
+    file name (so a name typed in a node can never write outside ``folder``).
+
+    A name is 1-64 letters, digits, spaces, '-', '_' or '.', starting with a letter or
+    digit, not ending in '.'; a trailing ".json" is dropped."""
+    text = name.strip() if isinstance(name, str) else ""
+    if text.lower().endswith(".json"):
+        text = text[:-5].rstrip()
+    if not NAME_RULE.match(text) or text.endswith(".") \
+            or text.lower().split(".")[0] in DEVICE_NAMES:
+        raise PresetError(f"{name!r} cannot be a preset name: use 1-64 letters, digits, spaces, "
+                          "'-', '_' or '.', starting with a letter or digit (no folders, no "
+                          "'/' or '\\', not a device name such as CON or NUL), e.g. 'big smile'")
+    base = os.path.abspath(os.fspath(folder))
+    path = os.path.join(base, text + ".json")
+    if os.path.dirname(path) != base:  # belt and braces: the rule above already ensures it
+        raise PresetError(f"{name!r} points outside the presets folder")
     return path
 
 

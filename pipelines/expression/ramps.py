@@ -15,10 +15,9 @@ from typing import Sequence, Tuple
 
 import torch
 
+from ..core.choices import EASINGS
 from .errors import ExpressionError
 from .expset import ExpressionSet, ExpressionTrack
-
-EASINGS = ("linear", "ease-in", "ease-out", "ease-in-out", "hold")
 
 
 def check_easing(name: str) -> str:

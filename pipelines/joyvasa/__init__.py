@@ -26,7 +26,7 @@ from .loader import (FILES, HF_REPO, convert_to_safetensors, load_joyvasa, load_
                      read_checkpoint)
 from .model import DitTalkingHead
 from .motion import JoyVASAMotion
-from .pipeline import coefficients_to_motion, generate_motion
+from .pipeline import audio_features, coefficients_to_motion, generate_motion, motion_from_features
 from .sampler import Guidance, NoiseSource, sample_window
 from .settings import REGIONS, JoyVASASettings
 from .template import MotionTemplate, denormalize, load_template
@@ -36,6 +36,6 @@ __all__ = [
     "reference_keypoints", "Coefficients", "frame_count", "generate_coefficients",
     "resample_frames", "FILES", "HF_REPO", "convert_to_safetensors", "load_joyvasa",
     "load_motion_generator", "read_checkpoint", "DitTalkingHead", "JoyVASAMotion",
-    "coefficients_to_motion", "generate_motion", "Guidance", "NoiseSource", "sample_window",
+    "audio_features", "coefficients_to_motion", "generate_motion", "motion_from_features", "Guidance", "NoiseSource", "sample_window",
     "REGIONS", "JoyVASASettings", "MotionTemplate", "denormalize", "load_template",
 ]

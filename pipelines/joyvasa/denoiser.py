@@ -20,10 +20,9 @@ import math
 import torch
 from torch import nn
 
+from ..core.choices import JOYVASA_PE_MODES as PE_MODES
 from ..core.errors import ShapeError
 from .config import JoyVASAConfig
-
-PE_MODES = ("prefix", "fixed")
 
 
 def sinusoidal_table(rows: int, dim: int) -> torch.Tensor:

@@ -77,42 +77,63 @@ class Coefficients:
     prev_audio_in: list = field(default_factory=list)
 
 
-@torch.inference_mode()
-def generate_coefficients(model, wav: torch.Tensor, guidance: Guidance = Guidance(),
-                          noise: NoiseSource = None, ctx: RunContext = CPU) -> Coefficients:
-    """wav: (samples,) 16 kHz mono float -> :class:`Coefficients` (see the module doc)."""
-    cfg = model.cfg
-    noise = noise if noise is not None else NoiseSource(0)
+def padded_audio(wav: torch.Tensor, cfg) -> tuple:
+    """16 kHz mono -> (the silence-padded, window-filled audio, its WindowPlan)."""
     wav = torch.as_tensor(wav, dtype=torch.float32).reshape(-1)
     audio = F.pad(wav, (LEAD_SILENCE, TAIL_SILENCE))
     plan = plan_windows(wav.numel(), cfg)
     if plan.pad_samples > 0:
         value = float(audio[-1]) if cfg.pad_mode == "replicate" else 0.0
         audio = F.pad(audio, (0, plan.pad_samples), value=value)
-    audio = audio.to(ctx.device)
+    return audio, plan
 
-    x_T = noise.initial((1, cfg.n_motions, cfg.motion_feat_dim)).to(ctx.device)
-    prev_motion = prev_audio = None
-    motions, feats, out = [], [], Coefficients(None, cfg.fps, plan, None, None)
-    unit = cfg.samples_per_frame
+
+@torch.inference_mode()
+def encode_windows(model, wav: torch.Tensor, ctx: RunContext = CPU) -> tuple:
+    """wav: (samples,) 16 kHz mono -> (WindowPlan, audio features (n_win, L, d)): HuBERT and
+    the feature map run on each window's own audio, as the reference does."""
+    cfg = model.cfg
+    audio, plan = padded_audio(wav, cfg)
+    audio, unit, feats = audio.to(ctx.device), cfg.samples_per_frame, []
     for w in range(plan.n_windows):
         ctx.check()
-        part = ctx.part(w, plan.n_windows)
         chunk = audio[round(w * cfg.n_motions * unit):round((w + 1) * cfg.n_motions * unit)]
         with ctx.autocast():
-            feat = model.extract_audio_feature(chunk[None], check=ctx.check).float()
+            feats.append(model.extract_audio_feature(chunk[None], check=ctx.check).float()[0].cpu())
+        ctx.report(w + 1, plan.n_windows)
+    return plan, torch.stack(feats)
+
+
+@torch.inference_mode()
+def sample_coefficients(model, plan: WindowPlan, feats: torch.Tensor, guidance: Guidance = Guidance(),
+                        noise: NoiseSource = None, ctx: RunContext = CPU) -> Coefficients:
+    """Window features (n_win, L, d) -> :class:`Coefficients`: one diffusion run per window,
+    each conditioned on the previous window's last motions and features."""
+    cfg = model.cfg
+    noise = noise if noise is not None else NoiseSource(0)
+    x_T = noise.initial((1, cfg.n_motions, cfg.motion_feat_dim)).to(ctx.device)
+    prev_motion = prev_audio = None
+    motions, out = [], Coefficients(None, cfg.fps, plan, None, feats)
+    for w in range(plan.n_windows):
+        feat = feats[w:w + 1].to(ctx.device)
         if w > 0:
             out.prev_motion_in.append(prev_motion.cpu())
             out.prev_audio_in.append(prev_audio.cpu())
-        motion = sample_window(model, feat, prev_motion, prev_audio, x_T, noise, guidance, part)
+        motion = sample_window(model, feat, prev_motion, prev_audio, x_T, noise, guidance,
+                               ctx.part(w, plan.n_windows))
         prev_motion = motion[:, -cfg.n_prev_motions:].clone()
         prev_audio = feat[:, -cfg.n_prev_motions:]
         motions.append(motion[0].cpu())
-        feats.append(feat[0].cpu())
     out.window_motion = torch.stack(motions)
-    out.window_audio_feat = torch.stack(feats)
     out.motion = out.window_motion.reshape(-1, cfg.motion_feat_dim)[:plan.clip_len].clone()
     return out
+
+
+def generate_coefficients(model, wav: torch.Tensor, guidance: Guidance = Guidance(),
+                          noise: NoiseSource = None, ctx: RunContext = CPU) -> Coefficients:
+    """wav: (samples,) 16 kHz mono float -> :class:`Coefficients` (see the module doc)."""
+    plan, feats = encode_windows(model, wav, ctx.with_progress(None))
+    return sample_coefficients(model, plan, feats, guidance, noise, ctx)
 
 
 # ---------------------------------------------------------------------------------------

@@ -141,10 +141,13 @@ def convert_to_safetensors(pt_path, out_dir=None) -> tuple:
         # safetensors refuses tensors that share memory: copy the second and later ones
         tensors[key] = value.contiguous() if ptr not in seen and value.is_contiguous() else value.clone()
         seen.add(ptr)
-    save_file(tensors, stem + ".safetensors")
-    with open(stem + ".json", "w", encoding="utf-8") as fh:
+    # written under temporary names and moved in place: the loader only takes a complete pair
+    save_file(tensors, stem + ".safetensors.partial")
+    with open(stem + ".json.partial", "w", encoding="utf-8") as fh:
         json.dump({"format": "joyvasa-motion-generator", "source": os.path.basename(pt_path),
                    "args": args}, fh, indent=1, sort_keys=True)
+    os.replace(stem + ".safetensors.partial", stem + ".safetensors")
+    os.replace(stem + ".json.partial", stem + ".json")
     return stem + ".safetensors", stem + ".json"
 
 

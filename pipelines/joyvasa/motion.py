@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from ..core.motion import DrivingSpec, Motion
 from ..liveportrait.keypoints import PoseExp, rotation_matrix
 
 FIELDS = ("exp", "scale", "t", "pitch", "yaw", "roll")
@@ -38,6 +39,18 @@ class JoyVASAMotion:
 
     def fields(self) -> dict:
         return {k: getattr(self, k) for k in FIELDS}
+
+    def to_motion(self, relative: bool = False, multiplier: float = 1.0) -> Motion:
+        """The pack's MOTION: a driving motion composed with the source by JoyVASA's own
+        formula (relative to frame 0). ``relative`` switches on the expression-friendly
+        rescaling (the reference CLI's flag, off by default); ``multiplier`` scales the
+        result (the reference CLI uses 1.10)."""
+        n = len(self)
+        return Motion(scale=self.scale, pitch=self.pitch, yaw=self.yaw, roll=self.roll, t=self.t,
+                      exp=self.exp, fps=self.fps, source_index=torch.zeros(n, dtype=torch.long),
+                      kind="driving", origin="joyvasa",
+                      driving=DrivingSpec(relative=relative, expression_friendly=True,
+                                          multiplier=multiplier, formula="joyvasa"))
 
     def replace(self, **changes) -> "JoyVASAMotion":
         return replace(self, **changes)

@@ -14,9 +14,12 @@ from typing import Optional
 import torch
 
 from ..core.audio import prepare_audio
+from ..core.errors import TalkingHeadError
 from ..core.runtime import CPU, RunContext
+from ..core.types import AudioFeatures
 from .controls import add_blinks, restrict_region, scale_changes, smooth_parts
-from .generate import Coefficients, frame_count, generate_coefficients, resample_frames
+from .generate import (Coefficients, encode_windows, frame_count, plan_windows, resample_frames,
+                       sample_coefficients)
 from .motion import JoyVASAMotion
 from .sampler import NoiseSource
 from .settings import JoyVASASettings
@@ -48,14 +51,35 @@ def coefficients_to_motion(coef: torch.Tensor, template: MotionTemplate,
                          roll=parts["roll"].reshape(-1), fps=fps)
 
 
-def generate_coefficients_for(model, waveform, sample_rate: int,
-                              settings: JoyVASASettings = JoyVASASettings(),
-                              ctx: RunContext = CPU,
-                              noise: Optional[NoiseSource] = None) -> tuple:
-    """Any audio -> (Coefficients at the model's rate, samples at 16 kHz)."""
+def audio_features(bundle, waveform, sample_rate: int, ctx: RunContext = CPU) -> AudioFeatures:
+    """Any audio ((T,), (C,T) or ComfyUI's (B,C,T), any rate) -> JoyVASA's features: HuBERT
+    and the feature map per 100-frame window, as rows at the model's 25 fps."""
+    model = bundle["generator"]
     wav = torch.from_numpy(prepare_audio(waveform, sample_rate, model.cfg.sample_rate))
+    _, feats = encode_windows(model, wav, ctx)
+    return AudioFeatures(feats.reshape(-1, feats.shape[-1]), "joyvasa", float(model.cfg.fps),
+                         wav.numel() / model.cfg.sample_rate)
+
+
+def motion_from_features(bundle, features: AudioFeatures, settings: JoyVASASettings = JoyVASASettings(),
+                         ctx: RunContext = CPU, noise: Optional[NoiseSource] = None) -> JoyVASAMotion:
+    """JoyVASA features -> per-frame motion at ``settings.fps`` (ceil(seconds · fps) frames)."""
+    if features.kind != "joyvasa":
+        raise TalkingHeadError(f"JoyVASA needs its own audio features (Audio to JoyVASA Features), "
+                               f"got '{features.kind}' features")
+    model, template = bundle["generator"], bundle["template"]
+    cfg = model.cfg
+    n16 = int(round(features.seconds * cfg.sample_rate))
+    plan = plan_windows(n16, cfg)
+    feats = features.features.reshape(-1, cfg.n_motions, features.features.shape[-1])
+    if feats.shape[0] != plan.n_windows:
+        raise TalkingHeadError(f"these JoyVASA features hold {feats.shape[0]} windows but "
+                               f"{features.seconds:.2f} s of audio needs {plan.n_windows}; make them "
+                               "again from the audio (Audio to JoyVASA Features)")
     noise = noise if noise is not None else NoiseSource(settings.seed)
-    return generate_coefficients(model, wav, settings.guidance, noise, ctx), wav.numel()
+    coef = sample_coefficients(model, plan, feats, settings.guidance, noise, ctx)
+    return coefficients_to_motion(coef.motion, template, settings, n_audio=n16,
+                                  source_fps=cfg.fps, sample_rate=cfg.sample_rate)
 
 
 def generate_motion(bundle, waveform, sample_rate: int,
@@ -63,10 +87,9 @@ def generate_motion(bundle, waveform, sample_rate: int,
                     noise: Optional[NoiseSource] = None) -> JoyVASAMotion:
     """A loaded bundle (``load_joyvasa``) and audio (any rate and channel layout: (T,),
     (C,T) or ComfyUI's (B,C,T)) -> per-frame motion at ``settings.fps``."""
-    model, template = bundle["generator"], bundle["template"]
-    coef, n16 = generate_coefficients_for(model, waveform, sample_rate, settings, ctx, noise)
-    return coefficients_to_motion(coef.motion, template, settings, n_audio=n16,
-                                  source_fps=model.cfg.fps, sample_rate=model.cfg.sample_rate)
+    features = audio_features(bundle, waveform, sample_rate, ctx.part(0, 2))
+    return motion_from_features(bundle, features, settings, ctx.part(1, 2), noise)
 
 
-__all__ = ["Coefficients", "coefficients_to_motion", "generate_coefficients_for", "generate_motion"]
+__all__ = ["Coefficients", "audio_features", "coefficients_to_motion", "generate_motion",
+           "motion_from_features"]

@@ -3,7 +3,9 @@
 For t = T..1 (all T steps of the checkpoint's schedule, as the reference):
 ``x_{t-1} = c0·x_t + c1·x̂0 + σ_t·z`` with the posterior coefficients of
 :meth:`DiffusionSchedule.step_terms`, ``x̂0`` the guided prediction, and fresh noise z at
-every step except the last (t = 1).
+every step except the last (t = 1). With ``Guidance.steps`` below T the run visits that
+many evenly spaced steps and jumps between them with the posterior of the whole jump
+(:meth:`DiffusionSchedule.skip_terms`): fewer network calls, coarser motion.
 
 Noise comes from a :class:`NoiseSource`: drawn from a seeded ``torch.Generator`` (on the
 CPU, so a seed gives the same motion on every device) or served from given tensors (the
@@ -67,8 +69,11 @@ class Guidance:
 
     cfg_scale: float = 2.8
     pe_mode: str = "prefix"
+    steps: int = 0   # denoising steps; 0 = all of the checkpoint's (the reference)
 
     def __post_init__(self):
+        if int(self.steps) < 0:
+            raise ShapeError(f"denoising steps must be >= 0 (0 = the checkpoint's), got {self.steps}")
         if self.pe_mode not in PE_MODES:
             raise ShapeError(f"positional encoding mode must be one of {PE_MODES}, "
                              f"got {self.pe_mode!r}")
@@ -92,20 +97,24 @@ def sample_window(model, audio_feat: torch.Tensor, prev_motion: Optional[torch.T
         prev_audio = model.start_audio_feat.expand(n, -1, -1)
     sched = model.diffusion_sched
     x = x_T.to(dev, torch.float32)
-    total = sched.n_steps
+    visits = sched.timesteps(int(guidance.steps))
+    total = len(visits)
     if trajectory is not None:
         trajectory.append(x.cpu())
-    for i, t in enumerate(range(total, 0, -1)):
+    for i, t in enumerate(visits):
         ctx.check()
-        z = noise.step(x.shape).to(dev) if t > 1 else None
+        t_prev = visits[i + 1] if i + 1 < total else 0
+        z = noise.step(x.shape).to(dev) if t_prev > 0 else None
         with ctx.autocast():
             pred = model.guided_prediction(x, audio_feat, prev_motion, prev_audio, t,
-                                           guidance.cfg_scale, guidance.pe_mode)
-        c0, c1, sigma = sched.step_terms(t, model.cfg.target)
-        if model.cfg.target == "sample":
-            x = c0 * x + c1 * pred.float()
+                                           guidance.cfg_scale, guidance.pe_mode).float()
+        if t_prev == t - 1:   # one step: the reference's own terms and order
+            c0, c1, sigma = sched.step_terms(t, model.cfg.target)
+            x = c0 * x + c1 * pred if model.cfg.target == "sample" else c0 * (x - c1 * pred)
         else:
-            x = c0 * (x - c1 * pred.float())
+            x0 = pred if model.cfg.target == "sample" else sched.predicted_sample(x, pred, t)
+            c0, c1, sigma = sched.skip_terms(t, t_prev)
+            x = c0 * x + c1 * x0
         if z is not None:
             x = x + sigma * z
         if trajectory is not None:

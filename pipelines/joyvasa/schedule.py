@@ -65,3 +65,28 @@ class DiffusionSchedule(nn.Module):
             c0 = 1 / torch.sqrt(alpha)
             c1 = (1 - alpha) / torch.sqrt(1 - abar)
         return c0, c1, self.sigmas_inflex[t]
+
+    def timesteps(self, steps: int = 0) -> list:
+        """The steps a run visits, T down to 1: all of them (0, or ``steps`` >= T: the
+        reference), else ``steps`` of them evenly spaced (a faster, coarser run)."""
+        if steps <= 0 or steps >= self.n_steps:
+            return list(range(self.n_steps, 0, -1))
+        picked = torch.linspace(self.n_steps, 1, steps).round().long().tolist()
+        return sorted(set(picked), reverse=True)
+
+    def skip_terms(self, t: int, t_prev: int) -> tuple:
+        """(c0, c1, sigma) of the posterior q(x_{t_prev} | x_t, x0) for a jump over
+        several steps: x_{t_prev} = c0·x_t + c1·x0 + sigma·z (the one-step terms with the
+        jump's own alpha = abar_t / abar_{t_prev})."""
+        abar, abar_prev = self.alpha_bars[t], self.alpha_bars[t_prev]
+        alpha = abar / abar_prev
+        c0 = (1 - abar_prev) * torch.sqrt(alpha) / (1 - abar)
+        c1 = (1 - alpha) * torch.sqrt(abar_prev) / (1 - abar)
+        sigma = torch.sqrt(((1 - abar_prev) / (1 - abar)) * (1 - alpha))
+        return c0, c1, sigma
+
+    def predicted_sample(self, x_t: torch.Tensor, noise: torch.Tensor, t: int) -> torch.Tensor:
+        """x0 from a noise prediction at step t."""
+        abar = self.alpha_bars[t]
+        return (x_t - torch.sqrt(1 - abar) * noise) / torch.sqrt(abar)
+

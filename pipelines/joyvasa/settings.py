@@ -27,17 +27,19 @@ Defaults reproduce the reference CLI (``inference.py``) except where noted.
   ``blink_gap_s`` seconds; the first blink comes after one gap, every blink ends inside
   the clip.
 * ``fps`` (25): output frames per second; the clip has ceil(seconds · fps) frames.
+* ``steps`` (0): denoising steps; 0 runs all of the checkpoint's (50, the reference),
+  fewer are proportionally faster and coarser.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
+from ..core.choices import JOYVASA_REGIONS as REGIONS
 from ..core.errors import ShapeError
 from .denoiser import PE_MODES
 from .sampler import Guidance
 
-REGIONS = ("all", "expression", "pose", "lips", "eyes")
 REGION_ALIASES = {"exp": "expression", "lip": "lips", "eye": "eyes"}
 
 
@@ -54,6 +56,7 @@ class JoyVASASettings:
     blink_strength: float = 1.0
     blink_gap_s: tuple = (2.0, 5.0)
     fps: float = 25.0
+    steps: int = 0
 
     def __post_init__(self):
         region = REGION_ALIASES.get(self.region, self.region)
@@ -79,4 +82,4 @@ class JoyVASASettings:
 
     @property
     def guidance(self) -> Guidance:
-        return Guidance(float(self.cfg_scale), self.pe_mode)
+        return Guidance(float(self.cfg_scale), self.pe_mode, int(self.steps))

@@ -97,3 +97,30 @@ def keypoints_for(source: Source, motion: Motion, nets: ModelBundle,
     with torch.no_grad():
         kps.x_d = kpm.finish_driven(kps.x_s, kps.x_d, opts, nets, motion.eye_ratio, motion.lip_ratio)
     return kps
+
+
+@torch.no_grad()
+def as_absolute(source: Source, motion: Motion) -> Motion:
+    """``motion`` as an absolute motion for ``source``: what the Stitch stage draws before
+    stitching, as pose and expression. An absolute motion is returned as it is. A driving
+    motion gets the pose its composition gives (its producer's relative/absolute choice,
+    LivePortrait's or JoyVASA's formula) and the expression that reproduces the unstitched
+    keypoints exactly (expression-friendly rescale, JoyVASA's own lips and the producer's
+    multiplier included). Mixing and editing work on this form: offsets added to a
+    driver's own motion would cancel against its first frame."""
+    if motion.kind == "absolute":
+        return motion
+    if source.motion is None:
+        raise TalkingHeadError("The SOURCE has no motion-extractor data: connect the renderer "
+                               "models to Face Register.")
+    spec = motion.driving
+    opts = kpm.DriveOptions(relative=spec.relative, expression_friendly=spec.expression_friendly,
+                            driver_is_image=spec.driver_is_image, formula=spec.formula, stitching=False)
+    kp, _, pose = kpm.driven_pose_exp(source.motion, motion, opts)
+    pitch, yaw, roll = kpm.angles_from_matrix(pose.R)
+    x_d = keypoints_for(source, motion, None, StitchOptions(stitching=False)).x_d
+    R = kpm.rotation_matrix(pitch, yaw, roll)
+    exp = kpm.expression_for(kp, R, pose.scale, pose.t, x_d.to(R.dtype))
+    return motion.replace(scale=pose.scale, pitch=pitch, yaw=yaw, roll=roll, t=pose.t, exp=exp,
+                          kind="absolute", driving=None, restitch=None)
+

@@ -65,6 +65,19 @@ def compose_keypoints(kp: torch.Tensor, R: torch.Tensor, exp: torch.Tensor,
     return torch.cat([x[..., :2] + t.reshape(b, 1, 3)[..., :2], x[..., 2:]], dim=-1)
 
 
+def expression_for(kp: torch.Tensor, R: torch.Tensor, scale: torch.Tensor, t: torch.Tensor,
+                   x: torch.Tensor) -> torch.Tensor:
+    """The expression (B,21,3) that makes :func:`compose_keypoints` give ``x`` (B,21,3) with
+    this kp, R, scale and t: ``(x − (t_x, t_y, 0)) / scale − kp @ R``."""
+    b = R.shape[0]
+    if bool((scale.abs() < 1e-6).any()):
+        raise ShapeError("a frame has scale 0: its keypoints cannot be expressed as motion "
+                         "(the motion extractor failed on that frame)")
+    shift = torch.zeros_like(x)
+    shift[..., :2] = t.reshape(b, 1, 3)[..., :2]
+    return (x - shift) / scale.reshape(b, 1, 1) - kp.reshape(b, -1, 3) @ R
+
+
 # ---------------------------------------------------------------------------------------
 # driving composition (../shared/spec/liveportrait.md §1.8)
 
@@ -276,6 +289,32 @@ def _net(nets, role: str):
 
 
 @torch.no_grad()
+def driven_pose_exp(source: MotionInfo, motion: Motion, opts: DriveOptions = DriveOptions()) -> tuple:
+    """A driving motion composed with the source, before keypoints: (canonical kp (T,21,3),
+    the source's PoseExp, the driven PoseExp), one row per frame of ``motion`` (its
+    ``source_index`` picks the source frame of each)."""
+    index = motion.source_index.long()
+    source_is_video = len(source) > 1
+    kp, s_pe, _ = decode_info(source.select(index if source_is_video else torch.zeros_like(index)))
+    drv = motion_pose_exp(motion)
+    drv0 = None if not (opts.relative or opts.formula == "joyvasa") else drv.frame(0)
+    if drv0 is not None:
+        drv0 = PoseExp(*(v.expand_as(w) for v, w in zip(
+            (drv0.R, drv0.exp, drv0.scale, drv0.t), (drv.R, drv.exp, drv.scale, drv.t))))
+    return kp, s_pe, compose_driving(s_pe, drv, drv0, opts, source_is_video)
+
+
+def angles_from_matrix(R: torch.Tensor) -> tuple:
+    """(pitch, yaw, roll) degrees (B,) of rotation matrices (B,3,3) in :func:`rotation_matrix`'s
+    convention, so that rotation_matrix(*angles_from_matrix(R)) == R (yaw within ±90°)."""
+    m = R.transpose(1, 2).to(torch.float64)            # Rz·Ry·Rx
+    yaw = torch.asin((-m[:, 2, 0]).clamp(-1.0, 1.0))
+    pitch = torch.atan2(m[:, 2, 1], m[:, 2, 2])
+    roll = torch.atan2(m[:, 1, 0], m[:, 0, 0])
+    return tuple(torch.rad2deg(a).to(R.dtype) for a in (pitch, yaw, roll))
+
+
+@torch.no_grad()
 def drive_keypoints(source: MotionInfo, motion: Motion, opts: DriveOptions = DriveOptions(),
                     nets=None, source_lip_ratio=None) -> Keypoints:
     """Driven keypoints of every frame of ``motion`` applied to ``source``.
@@ -289,15 +328,8 @@ def drive_keypoints(source: MotionInfo, motion: Motion, opts: DriveOptions = Dri
     """
     index = motion.source_index.long()
     source_is_video = len(source) > 1
-    src = source.select(index if source_is_video else torch.zeros_like(index))
-    kp, s_pe, _ = decode_info(src)
+    kp, s_pe, new = driven_pose_exp(source, motion, opts)
     x_s = compose_keypoints(kp, s_pe.R, s_pe.exp, s_pe.scale, s_pe.t)
-    drv = motion_pose_exp(motion)
-    drv0 = None if not (opts.relative or opts.formula == "joyvasa") else drv.frame(0)
-    if drv0 is not None:
-        drv0 = PoseExp(*(v.expand_as(w) for v, w in zip(
-            (drv0.R, drv0.exp, drv0.scale, drv0.t), (drv.R, drv.exp, drv.scale, drv.t))))
-    new = compose_driving(s_pe, drv, drv0, opts, source_is_video)
     x_d = compose_keypoints(kp, new.R, new.exp, new.scale, new.t)
 
     if opts.relative and opts.expression_friendly and not source_is_video \

@@ -3,7 +3,7 @@ generate the faces of a chunk (UNet + VAE decode), paste them back, hand them on
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterator
+from typing import Iterator, Optional
 
 import numpy as np
 
@@ -23,16 +23,24 @@ def _subset(avatar: Avatar, schedule: np.ndarray) -> Avatar:
 
 
 def stream_video(bundle: ModelBundle, avatar: Avatar, features: AudioFeatures,
-                 ctx: RunContext = CPU, chunk: int = 16, batch_size: int = 8) -> Iterator:
+                 ctx: RunContext = CPU, chunk: int = 16, batch_size: int = 8,
+                 overlap: Optional[bool] = None) -> Iterator:
     """Yield (b,H,W,3) uint8 frames: one per feature row; the source frames walk their
-    ping-pong cycle across chunks."""
+    ping-pong cycle across chunks. ``overlap``: blend chunk k in a helper thread while
+    chunk k+1 is generated (default: on a GPU)."""
     schedule = frame_schedule(len(avatar), len(features))
     quiet = ctx.with_progress(None)
 
-    def make_chunk(frames: slice):
+    def generate_chunk(frames: slice):
         part = dataclasses.replace(features, features=features.features[frames])
-        sub = _subset(avatar, schedule[frames])
-        faces = generate(bundle, sub, part, quiet, batch_size)
-        return np.asarray(blend(sub, faces, ctx=quiet))
+        return generate(bundle, _subset(avatar, schedule[frames]), part, quiet, batch_size)
 
-    return stream(len(features), make_chunk, ctx, max(chunk, batch_size))
+    def blend_chunk(faces, frames: slice):
+        return np.asarray(blend(_subset(avatar, schedule[frames]), faces, ctx=quiet))
+
+    if overlap is None:
+        overlap = ctx.device.type != "cpu"
+    size = max(chunk, batch_size)
+    if overlap:
+        return stream(len(features), generate_chunk, ctx, size, finish=blend_chunk)
+    return stream(len(features), lambda frames: blend_chunk(generate_chunk(frames), frames), ctx, size)
