@@ -33,7 +33,9 @@ def _import_pack():
 
 
 def make_bundle(ditto, ModelBundle, size: str, device: str):
-    cfg = ditto.TINY if size == "tiny" else ditto.OFFICIAL
+    from talking_head.pipelines.ditto.lmdm import TINY   # the package exports OFFICIAL only
+
+    cfg = TINY if size == "tiny" else ditto.OFFICIAL
     g = torch.Generator().manual_seed(0)
     model = ditto.MotionDecoder(cfg)
     with torch.no_grad():
@@ -54,8 +56,7 @@ def lookahead_ms(ditto, bundle, steps: int) -> float:
     enc = lambda chunk: np.tile(chunk[:20, None], (1, 1024)).astype(np.float32)  # noqa: E731
     b = type(bundle)("ditto", {**bundle.nets, "hubert": enc}, bundle.device, bundle.dtype)
     stream = ditto.MotionStream(b, ditto.ConditionSource(_src_info(), np.ones((1, 2)), np.zeros((1, 6))),
-                                steps=steps, use_reference_identity=False,
-                                silence=np.zeros((70, 1024), np.float32))
+                                _sampling(ditto, steps), silence=np.zeros((70, 1024), np.float32))
     fed = 0
     for _ in range(200):
         rows = stream.push_audio(np.zeros(640, np.float32))
@@ -63,6 +64,11 @@ def lookahead_ms(ditto, bundle, steps: int) -> float:
         if len(rows):
             return fed / 16.0
     return float("nan")
+
+
+def _sampling(ditto, steps: int, online=None):
+    """Sampling settings conditioned on the bench's own source (no cfg reference face)."""
+    return ditto.DittoSampling(steps=steps, online=online, use_reference_identity=False)
 
 
 def _src_info():
@@ -84,7 +90,7 @@ def bench(size: str, device: str, seconds: float, online_steps: int, offline_ste
 
     # warm-up (allocator, kernels)
     ditto.generate_motion(bundle, AudioFeatures(torch.from_numpy(feats[:40]), "hubert", 25, 1.6),
-                          src, steps=2, online=True, silence=sil)
+                          src, _sampling(ditto, 2, online=True), silence=sil)
 
     look = lookahead_ms(ditto, bundle, online_steps)
     hub_s = 0.0
@@ -95,7 +101,7 @@ def bench(size: str, device: str, seconds: float, online_steps: int, offline_ste
         for _ in range(4):                          # frame 0 needs chunks 0..3
             enc(np.zeros(6480, np.float32))
         hub_s = time.perf_counter() - t0
-    stream = ditto.MotionStream(bundle, src, steps=online_steps, silence=sil)
+    stream = ditto.MotionStream(bundle, src, _sampling(ditto, online_steps), silence=sil)
     t0 = time.perf_counter()
     first = None
     fed = 0
@@ -119,7 +125,7 @@ def bench(size: str, device: str, seconds: float, online_steps: int, offline_ste
     feat_obj = AudioFeatures(torch.from_numpy(feats), "hubert", 25.0, n / 25)
     _sync(device)
     t0 = time.perf_counter()
-    raw = ditto.generate_motion(bundle, feat_obj, src, steps=offline_steps, online=False)
+    raw = ditto.generate_motion(bundle, feat_obj, src, _sampling(ditto, offline_steps, online=False))
     _sync(device)
     dt = time.perf_counter() - t0
     print(f"{size:5s} {device:5s} offline S={offline_steps:<3d} {len(raw)} frames in {dt:6.2f} s = "

@@ -3,10 +3,9 @@
     python bench/bench_joyvasa.py [--device cpu|cuda] [--audio WAV] [--threads N]
                                   [--cfg-scale 2.8] [--steps-note]
 
-Weights: the golden set's keyed full-size weights (../shared/fidelity/joyvasa, all 378
-keys) written as the released .pt container and loaded by the pack's loader (the load
-time is reported too); without ../shared, seeded random weights of the same shapes.
-Timing does not depend on the values. The motion template is a synthetic one.
+Weights: seeded random full-size weights (bench/pack.py) written as the released .pt
+container and loaded by the pack's loader (the load time is reported too). Timing does
+not depend on the values. The motion template is a synthetic one.
 
 Figures:
 * load: .pt -> ready network (restricted unpickling, strict key checks);
@@ -30,7 +29,7 @@ import wave
 import numpy as np
 import torch
 
-from pack import ROOT, import_pack
+from pack import ROOT, import_pack, motion_template, seeded_init_, write_released_pt
 
 DEFAULT_AUDIO = os.path.join(os.path.dirname(ROOT), "shared", "fixtures", "speech_16k.wav")
 
@@ -50,19 +49,9 @@ def peak_rss_mb() -> float:
 
 
 def build_checkpoint(folder: str) -> str:
-    """The released container with keyed (or seeded) full-size weights."""
-    from tests.fake_joyvasa import golden_state_dict, write_released_pt
-    from tests.paths import HAVE_SHARED
-
+    """The released container with seeded full-size weights."""
     path = os.path.join(folder, "motion_generator_hubert_chinese.pt")
-    if HAVE_SHARED:
-        from tests.goldens import golden
-
-        gs = golden("joyvasa")
-        write_released_pt(path, golden_state_dict(gs), gs.data["checkpoint_args"])
-        return path
     from talking_head.pipelines.joyvasa import OFFICIAL, DitTalkingHead
-    from tests.fakes import seeded_init_
 
     model = DitTalkingHead(OFFICIAL)
     keep = {k: v.clone() for k, v in model.state_dict().items()
@@ -88,7 +77,6 @@ def main():
     from talking_head.pipelines.joyvasa import (
         JoyVASASettings, MotionTemplate, NoiseSource, coefficients_to_motion, load_motion_generator,
         sample_window)
-    from tests.fake_joyvasa import template_dict
 
     device = torch.device(args.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -106,11 +94,11 @@ def main():
         model = load_motion_generator(path, device)
         load_s = time.perf_counter() - t0
     print(f"load            {load_s:7.2f} s (peak RSS {peak_rss_mb():.0f} MB; "
-          f"{rss_before:.0f} MB before, with the keyed weights built)")
+          f"{rss_before:.0f} MB before, with the seeded weights built)")
 
     settings = JoyVASASettings(cfg_scale=args.cfg_scale, seed=0)
     ctx = RunContext(device=device, dtype=torch.float32, interrupt=None)
-    template = MotionTemplate.from_mapping(template_dict(0))
+    template = MotionTemplate.from_mapping(motion_template(0))
     cfg = model.cfg
     x = torch.from_numpy(wav)
 

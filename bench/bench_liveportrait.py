@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from pack import import_pack
+from pack import import_pack, seeded_init_
 
 
 
@@ -29,8 +29,6 @@ def _import_pack():
 
 
 def seeded_nets(loader, seed: int = 0) -> dict:
-    from tests.fakes import seeded_init_
-
     return seeded_init_(loader.build_networks(), seed)
 
 

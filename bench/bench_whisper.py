@@ -4,12 +4,13 @@ Usage: python bench/bench_whisper.py [--repeats 7] [--threads N] [--rev cd31ffc]
        [--wav ../shared/fixtures/speech_16k.wav]
 
 Runs ``musetalk.audio.whisper_features`` (log-mel, whisper-tiny encoder with all hidden
-states, per-frame windows at 25 fps) on the fixture speech with full-size keyed
-whisper-tiny weights (the golden recipe of tests/test_musetalk_audio.py), for this
-checkout and for ``pipelines/musetalk/audio.py`` as it was at ``--rev`` (read with
-``git show`` and executed as a sibling module of the pack, so its relative imports
-resolve). The two run alternately; it prints the median and minimum wall and CPU time
-of each, the speed-up, and the largest difference between their features.
+states, per-frame windows at 25 fps) on the fixture speech with a full-size
+whisper-tiny encoder (PyTorch's default init, seeded: timing does not depend on the
+values), for this checkout and for ``pipelines/musetalk/audio.py`` as it was at
+``--rev`` (read with ``git show`` and executed as a sibling module of the pack, so its
+relative imports resolve). The two run alternately; it prints the median and minimum
+wall and CPU time of each, the speed-up, and the largest difference between their
+features.
 """
 from __future__ import annotations
 
@@ -36,8 +37,6 @@ def import_pipelines():
         pkg = types.ModuleType("talking_head")
         pkg.__path__ = [ROOT]
         sys.modules["talking_head"] = pkg
-    if ROOT not in sys.path:
-        sys.path.insert(0, ROOT)  # tests.fakes: keyed weights
     import talking_head.pipelines.musetalk.audio as audio
     return audio
 
@@ -63,14 +62,14 @@ def read_wav(path: str) -> torch.Tensor:
 
 
 def whisper_bundle():
-    from talking_head.pipelines.core.types import ModelBundle
-    from talking_head.pipelines.musetalk.models import build_whisper
-    from tests.fakes import keyed_state_dict, manifest_entries
-    from tests.goldens import golden
+    from transformers import WhisperConfig
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-    entries = manifest_entries("musetalk_manifest_whisper_tiny.json")
-    seed = golden("musetalk").base_seed
-    sd = {"model." + k: v for k, v in keyed_state_dict(entries, base_seed=seed).items()}
+    from talking_head.pipelines.core.types import ModelBundle
+    from talking_head.pipelines.musetalk.models import WHISPER_CONFIG, build_whisper
+
+    torch.manual_seed(0)
+    sd = WhisperEncoder(WhisperConfig(**WHISPER_CONFIG)).state_dict()
     return ModelBundle("musetalk", {"whisper": build_whisper(sd)}, torch.device("cpu"),
                        torch.float32)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import torch
 
 from ..pipelines.core import images, media, timeline
 from ..pipelines.core.errors import MediaError

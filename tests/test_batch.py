@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
 from talking_head.pipelines.app.jobs import JobError, load_jobs

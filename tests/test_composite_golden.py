@@ -3,7 +3,6 @@
 The cv2 reference paths must be bit-exact; the batched torch path (``build_masks`` +
 ``composite``, replace + crop) must stay within the goldens' uint8 tolerances.
 """
-import os
 
 import numpy as np
 import pytest

@@ -13,7 +13,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from tests.goldens import GoldenSet
 from tests.paths import FIDELITY, ROOT, SHARED, needs_shared

@@ -71,6 +71,18 @@ def progress(desc: str):
     return report
 
 
+def register_source(args, detector, renderer=None, ctx=None, desc: str = "source"):
+    """--source read and registered (SOURCE): the face track, the manual box if given, and
+    with ``renderer`` the appearance and motion of its frames."""
+    from ..face import TrackSettings
+    from ..face.register import parse_box
+    from . import steps
+
+    frames, fps, _ = read_source(args.source, args.max_frames)
+    return steps.register(frames, fps, detector, renderer,
+                          TrackSettings(manual_box=parse_box(args.manual_box)), stage(args, ctx, desc))
+
+
 def read_source(path: str, max_frames: int = 0):
     """(frames (N,H,W,3) uint8, fps, AudioTrack or None)."""
     from ..core import images, media

@@ -51,11 +51,9 @@ def add_arguments(p) -> None:
 def render(args) -> tuple:
     """Render one clip as ``args`` say: (output path, frames)."""
     from ..ditto import DittoControls, DittoSampling, hubert_features, source_motion
-    from ..face import TrackSettings
-    from ..face.register import parse_box
     from ..liveportrait.drive import StitchOptions, keypoints_for
     from ..liveportrait.video import stream_video
-    from . import models, steps
+    from . import models
 
     spec = common.blend_spec(args, "ditto")
     roots, ctx = common.roots(args), common.context(args)
@@ -66,10 +64,7 @@ def render(args) -> tuple:
     cfg = bundle["cfg"]
     renderer = models.load_liveportrait(args.layout, roots, args.download, ctx)
     detector = models.detector("mediapipe", roots, args.download)
-    frames, fps, _ = common.read_source(args.source, args.max_frames)
-    source = steps.register(frames, fps, detector, renderer,
-                            TrackSettings(manual_box=parse_box(args.manual_box)),
-                            common.stage(args, ctx, "source"))
+    source = common.register_source(args, detector, renderer, ctx)
     speech = common.read_speech(args.audio)
     feats = hubert_features(speech.samples, speech.rate, bundle["hubert"], ctx)
     overall = dict(cfg.overall_ctrl_info)

@@ -35,12 +35,10 @@ def add_arguments(p) -> None:
 
 def render(args) -> tuple:
     """Render one clip as ``args`` say: (output path, frames)."""
-    from ..face import TrackSettings
-    from ..face.register import parse_box
     from ..joyvasa import JoyVASASettings, audio_features, motion_from_features
     from ..liveportrait.drive import StitchOptions, keypoints_for
     from ..liveportrait.video import stream_video
-    from . import models, steps
+    from . import models
 
     spec = common.blend_spec(args, "liveportrait")
     settings = JoyVASASettings(cfg_scale=args.cfg_scale, seed=args.seed, pe_mode=args.pe_mode,
@@ -53,10 +51,7 @@ def render(args) -> tuple:
     bundle = models.load_joyvasa_bundle(roots, args.download, ctx)
     renderer = models.load_liveportrait(args.layout, roots, args.download, ctx)
     detector = models.detector("mediapipe", roots, args.download)
-    frames, fps, _ = common.read_source(args.source, args.max_frames)
-    source = steps.register(frames, fps, detector, renderer,
-                            TrackSettings(manual_box=parse_box(args.manual_box)),
-                            common.stage(args, ctx, "source"))
+    source = common.register_source(args, detector, renderer, ctx)
     speech = common.read_speech(args.audio)
     feats = audio_features(bundle, speech.samples, speech.rate, common.stage(args, ctx, "audio"))
     motion = motion_from_features(bundle, feats, settings, common.stage(args, ctx, "motion")).to_motion()

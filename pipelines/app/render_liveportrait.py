@@ -25,8 +25,6 @@ def add_arguments(p) -> None:
 def render(args) -> tuple:
     """Render one clip as ``args`` say: (output path, frames)."""
     from ..core.motion import DrivingSpec
-    from ..face import TrackSettings
-    from ..face.register import parse_box
     from ..liveportrait.drive import StitchOptions, keypoints_for
     from ..liveportrait.video import stream_video
     from . import models, steps
@@ -37,10 +35,7 @@ def render(args) -> tuple:
         models.require([("aux", "mediapipe")], roots, args.layout)
     renderer = models.load_liveportrait(args.layout, roots, args.download, ctx)
     detector = models.detector("mediapipe", roots, args.download)
-    frames, fps, _ = common.read_source(args.source, args.max_frames)
-    settings = TrackSettings(manual_box=parse_box(args.manual_box))
-    source = steps.register(frames, fps, detector, renderer, settings,
-                            common.stage(args, ctx, "source"))
+    source = common.register_source(args, detector, renderer, ctx)
     drv_frames, drv_fps, audio = common.read_source(args.driving)
     options = steps.DrivingOptions(args.length, DrivingSpec(
         args.motion == "relative", args.driving_option == "expression-friendly", args.multiplier))

@@ -23,11 +23,9 @@ def render(args) -> tuple:
     """Render one clip as ``args`` say: (output path, frames)."""
     from ..core import media
     from ..core.audio import prepare_audio
-    from ..face import TrackSettings
-    from ..face.register import parse_box
     from ..musetalk import AvatarSettings, avatar_from_source, whisper_features
     from ..musetalk.video import stream_video
-    from . import models, steps
+    from . import models
 
     settings = AvatarSettings(parsing_mode=args.parsing_mode, bbox_shift=args.bbox_shift,
                               extra_margin=args.extra_margin, seed=args.seed)
@@ -36,10 +34,8 @@ def render(args) -> tuple:
         models.require([("musetalk", "v15"), ("aux", "mediapipe")], roots)
     bundle = models.load_musetalk_bundle(roots, args.download, ctx)
     detector = models.detector("mediapipe", roots, args.download)
-    frames, fps, _ = common.read_source(args.source, args.max_frames)
-    source = steps.register(frames, fps, detector, None,
-                            TrackSettings(manual_box=parse_box(args.manual_box)),
-                            common.stage(args, ctx, "faces"))
+    source = common.register_source(args, detector, None, ctx, "faces")
+    fps = source.fps
     avatar = avatar_from_source(bundle, source, settings, common.stage(args, ctx, "avatar"),
                                 args.batch_size)
     speech = common.read_speech(args.audio)

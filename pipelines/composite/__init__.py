@@ -37,7 +37,8 @@ from .reference import (CROP_TEMPLATES, ditto_mask_template, ditto_put_back,
                         ditto_warped_mask, lp_mask_template, lp_paste_back,
                         lp_prepare_paste_back, lp_render_to_u8, warp_to_frame)
 from .regions import LAYOUTS, LandmarkLayout, resolve_layout
-from .spec import MODE_HELP, MODES, REGION_HELP, REGIONS, BlendSpec
+from ..core.choices import MODE_HELP, REGION_HELP
+from .spec import MODES, REGIONS, BlendSpec
 
 __all__ = [
     "BlendSpec", "MODES", "REGIONS", "MODE_HELP", "REGION_HELP", "COLOR_MATCH", "CROP_TEMPLATES",

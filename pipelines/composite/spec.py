@@ -5,8 +5,7 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
-from ..core.choices import (BLEND_MODES, BLEND_REGIONS, COLOR_MATCH, CROP_EDGES,  # noqa: F401
-                            MODE_HELP, REGION_HELP)
+from ..core.choices import BLEND_MODES, BLEND_REGIONS, COLOR_MATCH, CROP_EDGES
 from ..core.errors import TalkingHeadError
 
 MODES = BLEND_MODES

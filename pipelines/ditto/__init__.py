@@ -17,7 +17,8 @@ from .conditions import (EMOTIONS, ConditionHandler, ConditionSource, emotion_sc
 from .config import DittoConfig
 from .driving import DittoControls, DittoMotion, DittoRestitch, MotionDriver, stitch_motion
 from .eye import eye_attributes
-from .frames import mirror_index, render_source_indices
+from ..core.timeline import mirror_index
+from .frames import render_source_indices
 from .hubert import HubertOnnx, HubertStream, hubert_features, wav2feat
 from .lmdm import OFFICIAL, LMDMConfig, MotionDecoder
 from .loader import FILES, load_ditto

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.timeline import mirror_index, mirror_indices
+from ..core.timeline import mirror_indices
 
 
 def template_frames(n_source: int, template_n_frames: int = -1) -> int:

@@ -53,16 +53,9 @@ def motion_params(source: Source, motion: Motion) -> FaceParams:
     """Any MOTION as absolute FaceParams for ``source`` (one row per motion frame; kp is the
     canonical keypoints of each frame's source frame), by the renderer's own reading of it
     (``drive.as_absolute``: a driving motion composed with the source as Stitch composes it)."""
-    if source.motion is None:
-        raise ShapeError("The SOURCE has no motion-extractor data: connect the renderer "
-                         "models to Face Register.")
-    if motion.n_source > len(source):
-        raise ShapeError(f"the MOTION ({motion.origin}) refers to source frame "
-                         f"{motion.n_source - 1} but the SOURCE has {len(source)} frames; "
-                         "connect the SOURCE the motion was made for")
+    absolute = as_absolute(source, motion)      # refuses a SOURCE that does not fit
     index = motion.source_index.long()
     rows = source.motion.select(index if len(source.motion) > 1 else torch.zeros_like(index))
-    absolute = as_absolute(source, motion)
     return source_params(rows).replace(exp=absolute.exp, pitch=absolute.pitch, yaw=absolute.yaw,
                                        roll=absolute.roll, scale=absolute.scale, t=absolute.t)
 

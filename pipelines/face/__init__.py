@@ -12,7 +12,8 @@ from .crop import (
     CropRect, crop_inputs_256, crop_matrices, rect_from_box, rect_from_eyes, rect_from_landmarks,
     transform_points, warp_crop)
 from .detect import FaceDetector, FaceObservation, detect_in_frame
-from .frames import as_uint8_frames, check_resize, load_image, mirror_index, resize_to_limit
+from ..core.timeline import mirror_index
+from .frames import as_uint8_frames, check_resize, load_image, resize_to_limit
 from .mediapipe_backend import MediaPipeFaceDetector, mediapipe_model_paths
 from .insightface_backend import InsightFaceDetector, insightface_model_paths
 from .preview import draw_preview

@@ -6,8 +6,6 @@
 * :func:`check_resize` / :func:`resize_to_limit` / :func:`load_image` are Ditto's source
   sizing rule (long side limited to ``max_dim`` with Python rounding, then each side
   floored to even by *resizing*; LivePortrait instead truncates and crops).
-* :func:`mirror_index` is Ditto's ping-pong walk over source frames when the output is
-  longer than the source video.
 """
 from __future__ import annotations
 
@@ -18,7 +16,6 @@ import numpy as np
 import torch
 
 from ..core.errors import MediaError
-from ..core.timeline import mirror_index
 
 CONVERT_HINT = ("convert it to RGB first (ComfyUI IMAGE batches are float32 RGB in 0..1; "
                 "grayscale, RGBA and 16-bit images need converting upstream)")

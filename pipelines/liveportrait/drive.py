@@ -69,9 +69,8 @@ def motion_keypoints(motion: Motion, info: MotionInfo) -> Keypoints:
                      crop_edge=motion.crop_edge)
 
 
-def keypoints_for(source: Source, motion: Motion, nets: ModelBundle,
-                  options: StitchOptions = StitchOptions()) -> Keypoints:
-    """KEYPOINTS of ``motion`` rendered on ``source``."""
+def check_fits(source: Source, motion: Motion) -> None:
+    """Refuse a SOURCE without motion-extractor data, or one that is not the motion's."""
     if source.motion is None:
         raise TalkingHeadError("The SOURCE has no motion-extractor data: connect the renderer "
                                "models to Face Register.")
@@ -79,6 +78,12 @@ def keypoints_for(source: Source, motion: Motion, nets: ModelBundle,
         raise ShapeError(f"the MOTION ({motion.origin}) refers to source frame {motion.n_source - 1} "
                          f"but the SOURCE has {len(source)} frames; connect the SOURCE the motion "
                          "was made for")
+
+
+def keypoints_for(source: Source, motion: Motion, nets: ModelBundle,
+                  options: StitchOptions = StitchOptions()) -> Keypoints:
+    """KEYPOINTS of ``motion`` rendered on ``source``."""
+    check_fits(source, motion)
     motion = _with_retarget_ratios(source, motion, options)
     opts = kpm.DriveOptions(
         region=options.region, stitching=options.stitching,
@@ -108,11 +113,9 @@ def as_absolute(source: Source, motion: Motion) -> Motion:
     keypoints exactly (expression-friendly rescale, JoyVASA's own lips and the producer's
     multiplier included). Mixing and editing work on this form: offsets added to a
     driver's own motion would cancel against its first frame."""
+    check_fits(source, motion)
     if motion.kind == "absolute":
         return motion
-    if source.motion is None:
-        raise TalkingHeadError("The SOURCE has no motion-extractor data: connect the renderer "
-                               "models to Face Register.")
     spec = motion.driving
     opts = kpm.DriveOptions(relative=spec.relative, expression_friendly=spec.expression_friendly,
                             driver_is_image=spec.driver_is_image, formula=spec.formula, stitching=False)

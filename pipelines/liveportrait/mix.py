@@ -22,7 +22,7 @@ from ..core.motion import Motion
 from ..core.timeline import frame_order
 from ..core.types import Source
 from . import keypoints as kpm
-from .drive import as_absolute
+from .drive import as_absolute, check_fits
 
 FPS_TOLERANCE = 1e-3
 
@@ -71,19 +71,13 @@ def mix_motions(source: Source, pose: Motion, expression: Motion,
     """An absolute MOTION for ``source``: head pose (rotation, scale, translation) and the
     rest of the expression from ``pose``, ``settings.part`` of the expression moved toward
     ``expression``'s by ``settings.weight``."""
-    if source.motion is None:
-        raise TalkingHeadError("Mix Motion needs a SOURCE with motion-extractor data: connect the "
-                               "renderer models to Face Register.")
     if abs(pose.fps - expression.fps) > FPS_TOLERANCE:
         raise TalkingHeadError(
             f"Mix Motion: the pose motion runs at {pose.fps:g} fps and the expression motion at "
             f"{expression.fps:g} fps; make them at the same rate (e.g. set the audio motion's fps "
             f"to {pose.fps:g}).")
-    for name, m in (("pose", pose), ("expression", expression)):
-        if m.n_source > len(source):
-            raise ShapeError(f"Mix Motion: the {name} motion ({m.origin}) refers to source frame "
-                             f"{m.n_source - 1} but the SOURCE has {len(source)} frames; connect the "
-                             "SOURCE both motions were made for")
+    for m in (pose, expression):
+        check_fits(source, m)
     n = _lengths(len(pose), len(expression), settings)
     pose = pose.select(torch.from_numpy(frame_order(len(pose), n, settings.fit)))
     expression = expression.select(torch.from_numpy(frame_order(len(expression), n, settings.fit)))
