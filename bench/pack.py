@@ -127,15 +127,19 @@ def motion_template(seed: int = 0) -> dict:
 # a models folder in the released layouts (tiny sizes)
 
 
-def write_models(root: str, families=("aux", "ditto")) -> str:
-    """Write ``families`` (aux, ditto) under ``root``, the layout of $TALKING_HEAD_MODELS."""
+def write_models(root: str, families=("aux", "ditto"), full: bool = False) -> str:
+    """Write ``families`` (aux, ditto) under ``root``, the layout of $TALKING_HEAD_MODELS;
+    tiny networks, or with ``full`` the released sizes (for speed figures: the LMDM and
+    the renderer; HuBERT stays a stand-in)."""
     import torch
 
     import_pack()
     torch.manual_seed(0)       # PyTorch's default init, reproducibly
-    writers = {"aux": _write_aux, "ditto": _write_ditto}
     for family in families:
-        writers[family](root)
+        if family == "aux":
+            _write_aux(root)
+        else:
+            _write_ditto(root, full)
     return root
 
 
@@ -159,18 +163,18 @@ def _write_aux(root: str) -> None:
         shutil.copyfile(src, dst)   # not its read-only mode: the folder is removed after
 
 
-def _write_ditto(root: str) -> None:
+def _write_ditto(root: str, full: bool = False) -> None:
     """Ditto's release: LMDM ``{'model_state_dict': sd}``, the cfg pickle, a stand-in
     HuBERT ONNX with the released input/output names, and Ditto's renderer copies."""
     from talking_head.pipelines.ditto.lmdm import TINY, MotionDecoder
-    from talking_head.pipelines.liveportrait.loader import TINY_RENDERER
+    from talking_head.pipelines.liveportrait.loader import TINY_RENDERER, RendererConfig
 
     path = lambda local: _family_path(root, "ditto", local)  # noqa: E731
-    _save({"model_state_dict": MotionDecoder(TINY).state_dict()},
-          path("ditto_pytorch/models/lmdm_v0.4_hubert.pth"))
+    lmdm = MotionDecoder() if full else MotionDecoder(TINY)
+    _save({"model_state_dict": lmdm.state_dict()}, path("ditto_pytorch/models/lmdm_v0.4_hubert.pth"))
     _write_ditto_cfg(path("ditto_cfg/v0.4_hubert_cfg_pytorch.pkl"))
     _export_hubert_standin(path("ditto_pytorch/aux_models/hubert_streaming_fix_kv.onnx"))
-    _write_renderer(path("ditto_pytorch"), TINY_RENDERER)
+    _write_renderer(path("ditto_pytorch"), RendererConfig() if full else TINY_RENDERER)
 
 
 def _write_ditto_cfg(path: str) -> None:

@@ -8,8 +8,9 @@ browser does not list it twice) and ``<name>.jpg`` (the browser's thumbnail).
 
 Nodes are laid out in columns, one per stage of the story (load -> register -> audio ->
 motion -> render -> blend -> write), each column a titled group, from the nodes' real
-sizes: :func:`node_size` follows the frontend's row rules (title bar, one row per socket,
-a row per widget, taller multiline and preview widgets), so no node hides another.
+sizes: :func:`node_size` follows the frontend's row rules (one row per socket, a row per
+widget, taller multiline and preview widgets; the title bar and the pack's badge are drawn
+above a node's position, outside its size), so no node hides another.
 tests/test_workflows.py checks the files equal what this writes and that nothing overlaps.
 """
 from __future__ import annotations
@@ -24,16 +25,24 @@ ROOT = os.path.dirname(HERE)
 SCALARS = ("INT", "FLOAT", "STRING", "BOOLEAN")
 
 # core ComfyUI nodes the examples use: {class: (widget names, outputs, extra UI values, rows)}
+# (Load Audio: combo 24 + audio player 54 + upload button 24 = 102 <= 5 widget rows)
 CORE_NODES = {
-    "LoadAudio": (["audio"], [("AUDIO", "AUDIO")], [None, None], 4),
+    "LoadAudio": (["audio"], [("AUDIO", "AUDIO")], [None, None], 5),
 }
 
-# the frontend's row rules (measured on ComfyUI frontend 1.27 at scale 1)
-TITLE_H, SLOT_H, WIDGET_H, PAD = 30, 22, 28, 14
-MULTILINE_H = 120          # a multiline text box
-PREVIEW_H = 256            # image/video/mask previews under output and upload nodes
+# The frontend's rules (LGraphNode.computeSize on ComfyUI frontend 1.27.10, measured in
+# Chromium with tests/browser_check.py): a node's size is its body; the title bar
+# (TITLE_H) and, on custom nodes, the source badge (BADGE_H, 2 px above the title) are
+# drawn above its position. Body height = SLOT_H * max(sockets, outputs) + WIDGET_H per
+# widget (a linked widget keeps its row and is not a socket row) + PAD.
+TITLE_H, BADGE_H, SLOT_H, WIDGET_H, PAD = 30, 22, 20, 24, 14
+MULTILINE_H = 120          # a multiline text box (its minimum is 54)
+PREVIEW_H = 256            # image previews: upload nodes, Blend's mask, Expression Edit (min 224)
+VIDEO_PREVIEW_H = 330      # the video player under Write Video after a run (min 324)
 NODE_W, WIDE_W = 320, 380
-COLUMN_GAP, ROW_GAP, GROUP_PAD, GROUP_TITLE = 60, 40, 14, 46
+# ROW_GAP: from one body's bottom to the next body's top: badge + title + 12 px of air;
+# GROUP_TITLE: the first body's top: the group's title bar (font 22 * 1.4) + badge + title
+COLUMN_GAP, ROW_GAP, GROUP_PAD, GROUP_TITLE = 60, BADGE_H + TITLE_H + 12, 14, 32 + BADGE_H + TITLE_H + 6
 
 
 @dataclass
@@ -80,17 +89,14 @@ def defaults(cls_name: str, mappings) -> dict:
 
 
 def node_size(node: Node, mappings) -> list:
-    """[width, height] as the frontend draws the node (linked widgets become sockets)."""
+    """[width, height] of the node's body as the frontend draws it (LiteGraph's size: the
+    title bar and badge are above it), with room for the previews a run adds."""
     widgets, sockets, outputs = spec_of(node.cls, mappings)
-    linked = {k for k, v in node.inputs.items() if isinstance(v, tuple)}
-    rows_in = len(sockets) + sum(1 for w, _, _ in widgets if w in linked)
-    height = TITLE_H + SLOT_H * max(rows_in, len(outputs)) + PAD
+    height = SLOT_H * max(len(sockets), len(outputs), 1) + PAD
     if node.cls in CORE_NODES:
         return [NODE_W, height + WIDGET_H * CORE_NODES[node.cls][3]]
     wide = False
-    for name, kind, opts in widgets:
-        if name in linked:
-            continue
+    for name, kind, opts in widgets:       # a linked widget keeps its (greyed) row
         if kind == "STRING" and opts.get("multiline"):
             height += MULTILINE_H
             wide = True
@@ -99,13 +105,16 @@ def node_size(node: Node, mappings) -> list:
         if opts.get("image_upload"):
             height += WIDGET_H + PREVIEW_H                        # upload button + preview
     cls = mappings[node.cls]
-    if getattr(cls, "OUTPUT_NODE", False) or node.cls in PREVIEWS:
+    if node.cls in VIDEO_PREVIEWS:
+        height += VIDEO_PREVIEW_H
+    elif getattr(cls, "OUTPUT_NODE", False) or node.cls in PREVIEWS:
         height += PREVIEW_H
     return [WIDE_W if wide else NODE_W, height]
 
 
 # nodes that show a preview image under their widgets after a run
 PREVIEWS = {"THS_Blend", "THS_ExpressionEdit"}
+VIDEO_PREVIEWS = {"THS_WriteVideo"}      # ComfyUI plays its mp4 in the node
 STAGES = {"load": "Load", "register": "Register the face", "audio": "Audio features",
           "motion": "Motion", "render": "Render", "blend": "Blend", "write": "Write the video"}
 

@@ -15,7 +15,8 @@ from .convert import check_fps, check_image
 from .registry import DTYPE_WIDGET, KEYPOINTS, LP_MODELS, MOTION, SOURCE, WARPED, register
 
 BATCH = ("INT", {"default": 4, "min": 1, "max": 64, "tooltip":
-                 "Frames per batch on the device: larger is faster on a GPU and needs more memory."})
+                 "Frames per batch on a GPU: larger is faster and needs more memory. The CPU takes "
+                 "one frame at a time (a stop request is then honoured within a second)."})
 
 
 @register("Load LivePortrait Models", "loaders")

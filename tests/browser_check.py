@@ -28,7 +28,6 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WORKFLOWS = sorted(glob.glob(os.path.join(ROOT, "example_workflows", "*.json")))
 
 
 def _import_pack():
@@ -92,8 +91,11 @@ MEASURE_JS = """() => {
   const g = window.app.graph;
   return g._nodes.map(n => {
     const b = new Float32Array(4); n.getBounding(b, true);
+    // what is drawn: the body, the title bar above it and, when shown, the badges above that
+    const top = LiteGraph.NODE_TITLE_HEIGHT + ((n.badges ?? []).length ? 2 + 20 : 0);
     return {id: n.id, type: n.type, title: n.title, pos: [...n.pos], size: [...n.size],
-            min: [...n.computeSize()], bounding: [...b],
+            min: [...n.computeSize()], bounding: [...b], badges: (n.badges ?? []).length,
+            drawn: [n.pos[0], n.pos[1] - top, n.size[0], n.size[1] + top],
             widgets: (n.widgets ?? []).map(w => ({name: w.name, type: w.type, value:
                       (typeof w.value === 'object' && w.value !== null) ? String(w.value) : w.value,
                       y: w.y ?? w.last_y ?? null,
@@ -102,6 +104,10 @@ MEASURE_JS = """() => {
             imgs: (n.imgs ?? []).length};
   });
 }"""
+
+PREVIEWS_JS = """() => window.app.graph._nodes.every(n =>
+  n.type === 'THS_WriteVideo' ? (n.widgets ?? []).some(w => w.name === 'video-preview') :
+  ['THS_Blend', 'THS_ExpressionEdit'].includes(n.type) ? (n.imgs ?? []).length > 0 : true)"""
 
 FIT_JS = """([vw, vh, pad, maxScale]) => {
   const c = window.app.canvas, g = window.app.graph;
@@ -121,23 +127,32 @@ FIT_JS = """([vw, vh, pad, maxScale]) => {
 
 
 def overlaps(nodes: list) -> list:
+    """Pairs of nodes whose drawn areas (body, title bar, badge) intersect."""
     out = []
     for i, a in enumerate(nodes):
-        ax, ay, aw, ah = a["bounding"]
+        ax, ay, aw, ah = a["drawn"]
         for b in nodes[i + 1:]:
-            bx, by, bw, bh = b["bounding"]
+            bx, by, bw, bh = b["drawn"]
             if ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah:
                 out.append((a["title"], b["title"]))
     return out
 
 
-def outside_groups(nodes: list, groups: list) -> list:
+def outside_groups(nodes: list, groups: list, title_h: float = 22 * 1.4) -> list:
+    """Nodes not drawn inside a group, below its title bar."""
     out = []
     for n in nodes:
-        x, y, w, h = n["bounding"]
-        if not any(g[0] <= x and g[1] <= y and x + w <= g[0] + g[2] and y + h <= g[1] + g[3] for g in groups):
+        x, y, w, h = n["drawn"]
+        if not any(g[0] <= x and g[1] + title_h <= y and x + w <= g[0] + g[2] and y + h <= g[1] + g[3]
+                   for g in groups):
             out.append(n["title"])
     return out
+
+
+def too_small(nodes: list) -> list:
+    """Nodes whose content needs more than their size (computeSize above node.size)."""
+    return [(n["title"], [round(v, 1) for v in n["size"]], [round(v, 1) for v in n["min"]])
+            for n in nodes if n["min"][1] > n["size"][1] + 0.5]
 
 
 def inspect(page, args, name: str, data: dict, messages: list, suffix: str = "") -> dict:
@@ -170,18 +185,17 @@ def inspect(page, args, name: str, data: dict, messages: list, suffix: str = "")
     page.set_viewport_size({"width": args.width, "height": args.height})
     page.wait_for_timeout(300)
     entry = {"messages": list(messages), "dialogs": dialogs, "nodes": rows, "groups": groups,
-             "overlaps": overlaps(rows), "outside_groups": outside_groups(rows, groups), "fit": fit}
+             "overlaps": overlaps(rows), "outside_groups": outside_groups(rows, groups),
+             "too_small": too_small(rows), "fit": fit}
     grown = [(r["title"], r["grown"]) for r in rows if r["grown"][0] > 0 or r["grown"][1] > 0]
     print(f"{name}{suffix}: {len(rows)} nodes, {len(messages)} messages, {len(entry['overlaps'])} overlaps, "
-          f"outside groups {entry['outside_groups']}, grown {grown}", flush=True)
+          f"outside groups {entry['outside_groups']}, grown {grown}, too small {entry['too_small']}", flush=True)
     return entry
 
 
 def run_in_page(page, args, name: str, data: dict, messages: list) -> dict:
     """Queue the loaded graph from the page, wait for the history entry, measure again
     (previews arrive: the Blend mask, the Write Video player)."""
-    import urllib.request as rq
-
     page.evaluate("() => { window.__thsDone = null; (window.comfyAPI?.api?.api ?? window.app.api).addEventListener('execution_success', "
                   "e => window.__thsDone = 'success'); (window.comfyAPI?.api?.api ?? window.app.api).addEventListener('execution_error', "
                   "e => window.__thsDone = 'error: ' + JSON.stringify(e.detail).slice(0, 2000)); }")
@@ -189,9 +203,14 @@ def run_in_page(page, args, name: str, data: dict, messages: list) -> dict:
     page.evaluate("async () => { await window.app.queuePrompt(0, 1); }")
     page.wait_for_function("() => window.__thsDone !== null", timeout=args.run_timeout * 1000, polling=1000)
     status = page.evaluate("() => window.__thsDone")
+    try:    # the previews load after the run: Write Video's player, Blend's and Expression Edit's image
+        page.wait_for_function(PREVIEWS_JS, timeout=30_000, polling=500)
+        previews = "all shown"
+    except Exception:
+        previews = "some previews missing after 30 s"
     page.wait_for_timeout(args.settle_ms)
     entry = inspect(page, args, name, data, messages, suffix="_after_run")
-    entry.update(status=status, seconds=round(time.time() - started, 1))
+    entry.update(status=status, seconds=round(time.time() - started, 1), previews=previews)
     return entry
 
 
@@ -225,7 +244,7 @@ def run(args) -> dict:
                 "() => window.app.extensions.map(e => e.name).filter(n => n.includes('talking'))")
             report["registered"] = page.evaluate(
                 "() => Object.keys(LiteGraph.registered_node_types).filter(t => t.startsWith('THS_')).length")
-            for path in WORKFLOWS:
+            for path in sorted(glob.glob(os.path.join(args.workflows, "*.json"))):
                 name = os.path.splitext(os.path.basename(path))[0]
                 if args.only and name not in args.only:
                     continue
@@ -236,7 +255,7 @@ def run(args) -> dict:
                               [data, name])
                 page.wait_for_timeout(args.settle_ms)              # upload previews load, nodes resize
                 entry = inspect(page, args, name, data, messages)
-                if name in args.run:
+                if name in args.run or "all" in args.run:
                     messages.clear()
                     entry["run"] = run_in_page(page, args, name, data, messages)
                 report["workflows"][name] = entry
@@ -263,8 +282,10 @@ def main() -> None:
     ap.add_argument("--height", type=int, default=1400)
     ap.add_argument("--settle-ms", type=int, default=3000)
     ap.add_argument("--keep-base", action="store_true")
-    ap.add_argument("--run", default="", help="comma-separated workflow names to also queue and re-measure")
+    ap.add_argument("--run", default="", help="comma-separated workflow names (or 'all') to also queue and re-measure")
     ap.add_argument("--run-timeout", type=int, default=900)
+    ap.add_argument("--workflows", default=os.path.join(ROOT, "example_workflows"),
+                    help="folder of UI-format workflows to open (default: the pack's examples)")
     ap.add_argument("--only", default="", help="comma-separated workflow names (default: all)")
     args = ap.parse_args()
     args.run = set(filter(None, args.run.split(",")))

@@ -19,6 +19,28 @@ T = 8
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def batched_on_cpu():
+    """The batched W/G path (a GPU's) exercised on the CPU, which otherwise takes one frame
+    per pass (render.CPU_FRAMES_PER_PASS)."""
+    saved = R.CPU_FRAMES_PER_PASS
+    R.CPU_FRAMES_PER_PASS = 64
+    yield
+    R.CPU_FRAMES_PER_PASS = saved
+
+
+def test_cpu_warp_and_decode_take_one_frame_per_pass(run):
+    saved, R.CPU_FRAMES_PER_PASS = R.CPU_FRAMES_PER_PASS, 1
+    try:
+        seen = []
+        out = R.decode(run["bundle"], run["warped"][:3], RunContext(progress=lambda d, t: seen.append(d)),
+                       batch_size=4)
+        assert seen == [1, 2, 3]
+        torch.testing.assert_close(out, run["frames"][:3], rtol=0, atol=1e-5)
+    finally:
+        R.CPU_FRAMES_PER_PASS = saved
+
+
 def seeded_bundle(seed: int = 0) -> ModelBundle:
     """Tiny networks with weights drawn from one seeded generator (unit-variance-ish)."""
     nets = seeded_init_(L.build_networks(L.TINY_RENDERER), seed)

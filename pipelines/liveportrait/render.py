@@ -37,6 +37,16 @@ def _chunks(n: int, batch_size: int, ctx: RunContext):
         ctx.report(stop, n)
 
 
+# W and G take this many frames per pass on the CPU: batching gains little there, and a
+# stop request is honoured between layers, so the longest layer of one frame (the warp's
+# 7x7x7 mask convolution, under a second at full size) bounds the wait, not four frames'.
+CPU_FRAMES_PER_PASS = 1
+
+
+def _frames_per_pass(bundle: ModelBundle, batch_size: int) -> int:
+    return min(batch_size, CPU_FRAMES_PER_PASS) if bundle.device.type == "cpu" else batch_size
+
+
 def _to_device(bundle: ModelBundle, x: torch.Tensor, role: str) -> torch.Tensor:
     x = x.to(bundle.device, torch.float32, non_blocking=True)
     if (bundle.extra.get("channels_last") or {}).get(role):
@@ -117,7 +127,7 @@ def warp_features(bundle: ModelBundle, f_s: torch.Tensor, x_s: torch.Tensor, x_d
     rows = _source_rows(f_s.shape[0], t, source_index)
     net = bundle["warping"]
     out = torch.empty((t, net.cfg.out_channels) + tuple(f_s.shape[-2:]), dtype=out_dtype)
-    for sl in _chunks(t, batch_size, ctx):
+    for sl in _chunks(t, _frames_per_pass(bundle, batch_size), ctx):
         feat = f_s[rows[sl]].to(bundle.device, torch.float32, non_blocking=True)
         with autocast(bundle), ctx.inside(net):
             res = net(feat, x_s[sl].to(bundle.device, torch.float32),
@@ -134,7 +144,7 @@ def decode(bundle: ModelBundle, warped: torch.Tensor, ctx: RunContext = CPU,
         raise ShapeError(f"decode: expected warped features (T,C,64,64), got {tuple(warped.shape)}")
     net = bundle["decoder"]
     out = None
-    for sl in _chunks(warped.shape[0], batch_size, ctx):
+    for sl in _chunks(warped.shape[0], _frames_per_pass(bundle, batch_size), ctx):
         with autocast(bundle), ctx.inside(net):
             img = net(_to_device(bundle, warped[sl], "decoder"))
         img = _to_cpu(img.float().clamp_(0, 1).permute(0, 2, 3, 1), torch.float32)
