@@ -30,7 +30,6 @@ import importlib.util
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import sysconfig
 import tempfile
@@ -38,6 +37,7 @@ import time
 import types
 
 import numpy as np
+from pack import import_pack, module_from_git
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCH = 8
@@ -45,26 +45,10 @@ BATCH = 8
 
 def import_pipelines():
     """The checkout as package ``talking_head`` without its ComfyUI node modules."""
-    if "talking_head" not in sys.modules:
-        pkg = types.ModuleType("talking_head")
-        pkg.__path__ = [ROOT]
-        sys.modules["talking_head"] = pkg
+    import_pack()
     import talking_head.pipelines.composite.paste as paste
     import talking_head.pipelines.composite.reference as reference
     return paste, reference
-
-
-def module_from_git(rev: str, path: str, name: str):
-    """``path`` as it was at ``rev``, executed as module ``name`` (a sibling of the
-    current file, so its relative imports resolve inside the pack)."""
-    src = subprocess.run(["git", "-C", ROOT, "show", f"{rev}:{path}"], check=True,
-                         capture_output=True, text=True).stdout
-    spec = importlib.util.spec_from_loader(name, loader=None)
-    mod = importlib.util.module_from_spec(spec)
-    mod.__package__ = name.rpartition(".")[0]
-    sys.modules[name] = mod
-    exec(compile(src, f"{rev}:{path}", "exec"), mod.__dict__)
-    return mod
 
 
 # ---------------------------------------------------------------------------------------

@@ -15,17 +15,14 @@ features.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import statistics
-import subprocess
-import sys
 import time
-import types
 import wave
 
 import numpy as np
 import torch
+from pack import import_pack, module_from_git
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get("TALKING_HEAD_SHARED", os.path.join(os.path.dirname(ROOT), "shared"))
@@ -33,24 +30,9 @@ SHARED = os.environ.get("TALKING_HEAD_SHARED", os.path.join(os.path.dirname(ROOT
 
 def import_pipelines():
     """The checkout as package ``talking_head`` without its ComfyUI node modules."""
-    if "talking_head" not in sys.modules:
-        pkg = types.ModuleType("talking_head")
-        pkg.__path__ = [ROOT]
-        sys.modules["talking_head"] = pkg
+    import_pack()
     import talking_head.pipelines.musetalk.audio as audio
     return audio
-
-
-def module_from_git(rev: str, path: str, name: str):
-    """``path`` as it was at ``rev``, executed as module ``name``."""
-    src = subprocess.run(["git", "-C", ROOT, "show", f"{rev}:{path}"], check=True,
-                         capture_output=True, text=True).stdout
-    spec = importlib.util.spec_from_loader(name, loader=None)
-    mod = importlib.util.module_from_spec(spec)
-    mod.__package__ = name.rpartition(".")[0]
-    sys.modules[name] = mod
-    exec(compile(src, f"{rev}:{path}", "exec"), mod.__dict__)
-    return mod
 
 
 def read_wav(path: str) -> torch.Tensor:

@@ -33,6 +33,23 @@ def import_pack():
     return sys.modules["talking_head"]
 
 
+def module_from_git(rev: str, path: str, name: str):
+    """``path`` as it was at git revision ``rev``, executed as module ``name`` (name it as a
+    sibling of the current module, e.g. ``talking_head.pipelines.composite._old_blend``, so
+    its relative imports resolve inside the pack): the previous code, for side-by-side figures."""
+    import importlib.util
+    import subprocess
+
+    src = subprocess.run(["git", "-C", ROOT, "show", f"{rev}:{path}"], check=True,
+                         capture_output=True, text=True).stdout
+    spec = importlib.util.spec_from_loader(name, loader=None)
+    module = importlib.util.module_from_spec(spec)
+    module.__package__ = name.rpartition(".")[0]
+    sys.modules[name] = module
+    exec(compile(src, f"{rev}:{path}", "exec"), module.__dict__)
+    return module
+
+
 def fixture(name: str) -> str:
     """A file of ../shared/fixtures (the photo, the speech clip), or a clear exit."""
     path = os.path.join(FIXTURES, name)

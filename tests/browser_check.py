@@ -17,31 +17,18 @@ from __future__ import annotations
 
 import argparse
 import glob
-import importlib.util
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _import_pack():
-    if "talking_head" not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            "talking_head", os.path.join(ROOT, "__init__.py"), submodule_search_locations=[ROOT])
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["talking_head"] = module
-        spec.loader.exec_module(module)
-
-
 def prepare(base: str) -> None:
     sys.path.insert(0, ROOT)
-    _import_pack()
+    import tests.conftest  # noqa: F401  (imports the pack as ComfyUI does, as ``talking_head``)
     from tests.test_real_host import _prepare
 
     _prepare(base)
@@ -54,36 +41,13 @@ def prepare(base: str) -> None:
 
 
 def start_server(comfy: str, python: str, base: str):
-    from tests.test_real_host import _free_port
+    from tests.test_real_host import start_comfy
 
-    port = _free_port()
-    log = open(os.path.join(base, "server.log"), "w+")
-    env = dict(os.environ, PYTHONPATH=os.path.join(base, "hooks"))
-    proc = subprocess.Popen([python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-                             "--base-directory", base, "--disable-auto-launch"],
-                            cwd=comfy, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            urllib.request.urlopen(url + "/system_stats", timeout=2).read()
-            return proc, url, log
-        except Exception:
-            time.sleep(1)
-    stop_server(proc)
-    log.seek(0)
-    raise SystemExit("ComfyUI did not start:\n" + log.read()[-3000:])
-
-
-def stop_server(proc) -> None:
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    proc, url, log = start_comfy(comfy, python, base, timeout=300)
+    if proc is None:
+        log.seek(0)
+        raise SystemExit("ComfyUI did not start:\n" + log.read()[-3000:])
+    return proc, url, log
 
 
 # page JS: the nodes as the frontend holds them after the load
@@ -261,7 +225,9 @@ def run(args) -> dict:
                 report["workflows"][name] = entry
             browser.close()
     finally:
-        stop_server(proc)
+        from tests.test_real_host import stop_comfy
+
+        stop_comfy(proc)
         log.seek(0)
         report["server_log_tail"] = log.read()[-4000:]
         if not args.keep_base:

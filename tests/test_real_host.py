@@ -106,35 +106,49 @@ def _prepare(base: str) -> None:
         fh.write(SITECUSTOMIZE)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    base = str(tmp_path_factory.mktemp("comfy_base"))
-    _prepare(base)
+def start_comfy(comfy: str, python: str, base: str, timeout: float = 240):
+    """Start ComfyUI on a free loopback port over ``base``, in its own process group;
+    (process, url, log file). None for the process when it did not come up (the log says why)."""
     port = _free_port()
     log = open(os.path.join(base, "server.log"), "w+")
-    python = os.environ.get("COMFYUI_PYTHON", sys.executable)
     env = dict(os.environ, PYTHONPATH=os.path.join(base, "hooks"))
     proc = subprocess.Popen([python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
                              "--base-directory", base, "--disable-auto-launch"],
-                            cwd=COMFY, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                            cwd=comfy, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 240
+    deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:
         try:
             _get(url + "/system_stats", timeout=2)
-            break
+            return proc, url, log
         except Exception:
             time.sleep(1)
-    if proc.poll() is not None or time.time() >= deadline:
-        proc.kill()
-        log.seek(0)
-        pytest.fail("ComfyUI did not start:\n" + log.read()[-3000:])
-    yield url, base
+    stop_comfy(proc)
+    return None, url, log
+
+
+def stop_comfy(proc) -> None:
+    """Stop the server's whole process group (SIGTERM, then SIGKILL after 20 s)."""
+    if proc is None or proc.poll() is not None:
+        return
     os.killpg(proc.pid, signal.SIGTERM)
     try:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    base = str(tmp_path_factory.mktemp("comfy_base"))
+    _prepare(base)
+    proc, url, log = start_comfy(COMFY, os.environ.get("COMFYUI_PYTHON", sys.executable), base)
+    if proc is None:
+        log.seek(0)
+        pytest.fail("ComfyUI did not start:\n" + log.read()[-3000:])
+    yield url, base
+    stop_comfy(proc)
     log.seek(0)
     text = log.read()
     assert "IMPORT FAILED" not in text, text[-3000:]
