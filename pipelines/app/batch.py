@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import threading
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -133,32 +135,61 @@ def _run_ray(todo: list, sizes, report, options) -> None:
                         "TALKING_HEAD_MODELS": os.environ.get("TALKING_HEAD_MODELS", "")}}
     if options.address:   # other machines get the code shipped; inputs must be on shared storage
         env = {"py_modules": [os.path.join(root, package)]}
-    ray.init(address=options.address, runtime_env=env, include_dashboard=False,
-             log_to_driver=False, ignore_reinit_error=True,
-             **({} if options.address else {"num_cpus": max(options.workers, os.cpu_count() or 1)}))
-    remote = ray.remote(num_cpus=0 if options.gpus_per_worker else 1, num_gpus=options.gpus_per_worker,
-                        max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES)(Worker)
-    workers = [remote.remote(sizes) for _ in range(options.workers)]
-    queue, running = list(todo), {}     # future -> (worker, job)
-    try:
-        while queue or running:
-            busy = {w for w, _ in running.values()}
-            for w in workers:       # every idle worker gets the next job
-                if queue and w not in busy:
-                    job = queue.pop(0)
-                    running[w.render.remote(job)] = (w, job)
-            ready, _ = ray.wait(list(running), num_returns=1)
-            future = ready[0]
-            _, job = running.pop(future)
-            try:
-                result = ray.get(future)
-            except Exception as exc:    # the worker died more often than it may restart
-                result = Result(job.line, job.key, "error", error=f"worker lost: {exc}")
-            report(job, result)
-    finally:
+    with _ctrl_c() as stopped:     # from here on, also while Ray starts
+        ray.init(address=options.address, runtime_env=env, include_dashboard=False,
+                 log_to_driver=False, ignore_reinit_error=True,
+                 **({} if options.address else {"num_cpus": max(options.workers, os.cpu_count() or 1)}))
+        remote = ray.remote(num_cpus=0 if options.gpus_per_worker else 1,
+                            num_gpus=options.gpus_per_worker, max_restarts=MAX_RESTARTS,
+                            max_task_retries=MAX_TASK_RETRIES)(Worker)
+        workers = [remote.remote(sizes) for _ in range(options.workers)]
+        try:
+            _feed(workers, list(todo), report, stopped)
+        finally:
+            for w in workers:
+                ray.kill(w, no_restart=True)
+            ray.shutdown()
+
+
+def _feed(workers: list, queue: list, report, stopped: threading.Event) -> None:
+    """Give every idle worker the next job until all are done; a set ``stopped`` (Ctrl-C)
+    ends it with KeyboardInterrupt within half a second."""
+    import ray
+
+    running = {}     # future -> (worker, job)
+    while queue or running:
+        if stopped.is_set():
+            raise KeyboardInterrupt
+        busy = {w for w, _ in running.values()}
         for w in workers:
-            ray.kill(w, no_restart=True)
-        ray.shutdown()
+            if queue and w not in busy:
+                job = queue.pop(0)
+                running[w.render.remote(job)] = (w, job)
+        ready, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
+        if not ready:
+            continue
+        _, job = running.pop(ready[0])
+        try:
+            result = ray.get(ready[0])
+        except Exception as exc:    # the worker died more often than it may restart
+            result = Result(job.line, job.key, "error", error=f"worker lost: {exc}")
+        report(job, result)
+
+
+class _ctrl_c:
+    """Ctrl-C (SIGINT) sets an event instead of raising inside Ray's blocking calls, where
+    the interrupt can be lost; the loop checks it between short waits and stops itself.
+    Outside the main thread (no signal handlers there) the event is never set."""
+
+    def __enter__(self) -> threading.Event:
+        self.event, self.previous = threading.Event(), None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, lambda *_: self.event.set())
+        return self.event
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
 
 
 @dataclass(frozen=True)
