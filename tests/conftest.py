@@ -24,6 +24,14 @@ import torch  # noqa: E402
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
+from talking_head.pipelines.liveportrait import render as _render  # noqa: E402
+
+# The CPU warps and decodes one frame per pass so that a stop request at full size is
+# honoured within a second; the tests' tiny networks finish a whole batch far sooner, and
+# the per-pass overhead would dominate their renders. test_liveportrait_tiny pins the
+# shipped value and the one-frame path.
+_render.CPU_FRAMES_PER_PASS = 64
+
 
 @pytest.fixture
 def shared():
