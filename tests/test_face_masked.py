@@ -8,7 +8,6 @@ masked track's crop (that also catches a crop on the wrong face). 16 px = 3 % of
 Before the wider search the 420 px variants gave NoFaceError.
 """
 import math
-import os
 import time
 
 import cv2
@@ -17,12 +16,12 @@ import pytest
 
 from talking_head.pipelines.core.errors import NoFaceError
 from talking_head.pipelines.face import (
-    FaceObservation, MediaPipeFaceDetector, register_faces, transform_points)
+    FaceObservation, register_faces, transform_points)
 from talking_head.pipelines.face.schemes import MP478_IRIS
 from talking_head.pipelines.face.search import SearchSettings, search_face
-from tests.paths import FIXTURES, SHARED, needs_shared
+from tests.face_fixtures import detector, portrait  # noqa: F401 (fixtures)
+from tests.paths import needs_shared
 
-MODELS = os.path.join(SHARED, "models", "mediapipe")
 TOLERANCE_PX = 16
 
 # in the 512 fixture portrait: dark cloth from under the eyes over nose, mouth and chin
@@ -35,21 +34,6 @@ HOOD = np.array([[132, 230], [136, 90], [155, 35], [195, 8], [250, 6], [292, 30]
 FRAME_W, FRAME_H = 1280, 720
 PLACED = [(side, where) for side in (640, 420) for where in ("left", "centre", "right")]
 ROLLS = (25, -25)
-
-
-@pytest.fixture(scope="module")
-def detector():
-    pytest.importorskip("mediapipe")
-    if not os.path.isfile(os.path.join(MODELS, "face_landmarker_v2_with_blendshapes.task")):
-        pytest.skip(f"MediaPipe models not found in {MODELS}")
-    det = MediaPipeFaceDetector.from_folder(MODELS)
-    yield det
-    det.close()
-
-
-@pytest.fixture(scope="module")
-def portrait():
-    return cv2.cvtColor(cv2.imread(os.path.join(FIXTURES, "astronaut.png")), cv2.COLOR_BGR2RGB)
 
 
 def masked(image):

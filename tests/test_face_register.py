@@ -4,8 +4,6 @@ Independent expectations: the hand-placed 106-point crop of the LivePortrait gol
 (case 7: centre (225.85, 109.85), side 221.6) and the known synthetic motion of the
 test video. One MediaPipe detector is shared by the whole module (~25 ms per frame).
 """
-import os
-
 import cv2
 import numpy as np
 import pytest
@@ -14,30 +12,15 @@ from talking_head.pipelines.core.runtime import RunContext
 from talking_head.pipelines.face import TrackSettings
 from talking_head.pipelines.core.errors import MediaError, NoFaceError
 from talking_head.pipelines.face import (
-    MediaPipeFaceDetector, crop_inputs_256, draw_preview, rect_from_eyes, register_faces,
+    crop_inputs_256, draw_preview, rect_from_eyes, register_faces,
     transform_points)
 from talking_head.pipelines.face.schemes import MP478_IRIS
-from tests.paths import FIXTURES, SHARED, needs_shared
+from tests.face_fixtures import detector, portrait  # noqa: F401 (fixtures)
+from tests.paths import needs_shared
 
-MODELS = os.path.join(SHARED, "models", "mediapipe")
 GOLDEN_RECT_106 = (225.85, 109.85, 221.61)  # LivePortrait case 7, hand-placed landmarks
 
 pytestmark = needs_shared
-
-
-@pytest.fixture(scope="module")
-def detector():
-    pytest.importorskip("mediapipe")
-    if not os.path.isfile(os.path.join(MODELS, "face_landmarker_v2_with_blendshapes.task")):
-        pytest.skip(f"MediaPipe models not found in {MODELS}")
-    det = MediaPipeFaceDetector.from_folder(MODELS)
-    yield det
-    det.close()
-
-
-@pytest.fixture(scope="module")
-def portrait():
-    return cv2.cvtColor(cv2.imread(os.path.join(FIXTURES, "astronaut.png")), cv2.COLOR_BGR2RGB)
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,18 @@ from .errors import CheckpointError, MissingWeightsError, UnsafePickleError
 _MAX_LISTED = 12
 
 
+def require_file(path, what: str, repo: str, repo_path: str, folder: str) -> str:
+    """``path`` as a string when it names a file, else a MissingWeightsError that says
+    where the file comes from: ``what`` (e.g. "Ditto lmdm"), the HuggingFace ``repo`` and
+    the file's path in it, and the models sub-folder to download it into."""
+    if path is None or not os.path.isfile(os.fspath(path)):
+        raise MissingWeightsError(
+            f"{what} file not found: {path}. Download {repo_path} from the HuggingFace repo "
+            f"{repo} (e.g. `huggingface-cli download {repo} {repo_path} --local-dir "
+            f"<models>/{folder}`) and point to it, or let the loader download it.")
+    return os.fspath(path)
+
+
 def read_state_dict(path: str, map_location: str | torch.device = "cpu") -> dict:
     """Read a checkpoint file into a (possibly nested) dict of tensors."""
     path = os.fspath(path)

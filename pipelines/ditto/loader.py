@@ -19,8 +19,7 @@ from typing import Optional
 
 import torch
 
-from ..core.checkpoint_io import load_state_dict_strict, read_state_dict, strip_prefix
-from ..core.errors import MissingWeightsError
+from ..core.checkpoint_io import load_state_dict_strict, read_state_dict, require_file, strip_prefix
 from ..liveportrait.stitching import STITCH, StitchingMLP
 from ..core.types import ModelBundle
 from .config import DittoConfig
@@ -37,12 +36,7 @@ HF_REPO = "digital-avatar/ditto-talkinghead"
 
 
 def _require(role: str, path) -> str:
-    if path is None or not os.path.isfile(os.fspath(path)):
-        raise MissingWeightsError(
-            f"Ditto {role} file not found: {path}. Download checkpoints/{FILES[role]} from "
-            f"the HuggingFace repo {HF_REPO} (e.g. `huggingface-cli download {HF_REPO} "
-            f"checkpoints/{FILES[role]} --local-dir <models>/ditto`) and point '{role}' at it.")
-    return os.fspath(path)
+    return require_file(path, f"Ditto {role}", HF_REPO, f"checkpoints/{FILES[role]}", "ditto")
 
 
 def load_lmdm(path, cfg: DittoConfig, device="cpu",

@@ -39,8 +39,9 @@ from typing import Mapping, Optional
 
 import torch
 
-from ..core.checkpoint_io import load_state_dict_strict, load_torch_archive, read_state_dict
-from ..core.errors import CheckpointError, MissingWeightsError
+from ..core.checkpoint_io import (load_state_dict_strict, load_torch_archive, read_state_dict,
+                                  require_file)
+from ..core.errors import CheckpointError
 from ..core.types import ModelBundle
 from .config import AUDIO_MODELS, CHINESE_HUBERT_BASE, JoyVASAConfig
 from .model import DitTalkingHead
@@ -70,12 +71,7 @@ WEIGHT_NORM_NAMES = (("parametrizations.weight.original0", "weight_g"),
 
 
 def _require(role: str, path) -> str:
-    if path is None or not os.path.isfile(os.fspath(path)):
-        raise MissingWeightsError(
-            f"JoyVASA {role} file not found: {path}. Download {FILES[role]} from the "
-            f"HuggingFace repo {HF_REPO} (e.g. `huggingface-cli download {HF_REPO} "
-            f"{FILES[role]} --local-dir <models>/joyvasa`) and point '{role}' at it.")
-    return os.fspath(path)
+    return require_file(path, f"JoyVASA {role}", HF_REPO, FILES[role], "joyvasa")
 
 
 # ---------------------------------------------------------------------------------------
