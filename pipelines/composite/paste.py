@@ -311,14 +311,22 @@ def _check_frame(frame, plan: PastePlan) -> Array:
     return np.ascontiguousarray(f)
 
 
-def _output(out, frame: Array) -> Array:
+def _output(out, frame: Array, written: Optional[tuple] = None) -> Array:
+    """``out`` (or a new array) holding ``frame``, except inside ``written`` (y0, y1, x0,
+    x1), a box the caller fills in full: copying it would only be overwritten."""
     if out is None:
-        return frame.copy()
-    if out.shape != frame.shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
+        out = np.empty_like(frame)
+    elif out.shape != frame.shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
         raise ShapeError(f"out must be a C-contiguous {frame.shape} uint8 array, got "
                          f"{out.shape} {out.dtype}")
-    if out is not frame:
+    if out is frame:
+        return out
+    if written is None:
         np.copyto(out, frame)
+        return out
+    y0, y1, x0, x1 = written
+    out[:y0], out[y1:] = frame[:y0], frame[y1:]
+    out[y0:y1, :x0], out[y0:y1, x1:] = frame[y0:y1, :x0], frame[y0:y1, x1:]
     return out
 
 
@@ -333,15 +341,17 @@ def paste(frame_u8, crop, plan: PastePlan, out: Optional[Array] = None) -> Array
     """
     frame = _check_frame(frame_u8, plan)
     crop = _as_crop(crop, plan.crop_size)
-    out = _output(out, frame)
     if plan.empty:
-        return out
+        return _output(out, frame)
+    reused = plan.memo.get("uses", 0) > 0
+    plan.memo["uses"] = plan.memo.get("uses", 0) + 1
+    split = reused and crop.dtype == np.uint8
+    # the dense blend writes every ROI pixel; the split one only the band and interior
+    out = _output(out, frame, written=None if split else plan.roi)
     rows, cols = plan.warp_hw
     warped = _warp_prefix(crop, plan.matrix, rows, cols,
                           _buffer("warp", (rows, cols, 3), crop.dtype))
-    reused = plan.memo.get("uses", 0) > 0
-    plan.memo["uses"] = plan.memo.get("uses", 0) + 1
-    if reused and crop.dtype == np.uint8:
+    if split:
         _blend_split(warped, frame, out, plan)
     else:
         _blend_dense(warped, frame, out, plan, keep=reused)
