@@ -68,9 +68,6 @@ class ExpressionSet:
     def zeros(cls) -> "ExpressionSet":
         return cls(torch.zeros(NUM_KP, 3), torch.zeros(3), 0.0, 0.0)
 
-    def is_zero(self) -> bool:
-        return not bool(self.e.any()) and not bool(self.r.any()) and self.s == 0 and self.t == 0
-
     # field-by-field arithmetic (the reference's add / sub / mul / div)
     def __add__(self, other: "ExpressionSet") -> "ExpressionSet":
         return ExpressionSet(self.e + other.e, self.r + other.r, self.s + other.s, self.t + other.t)

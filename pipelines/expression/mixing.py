@@ -51,11 +51,6 @@ def faded_expression(src: FaceParams, src_ratio: float) -> torch.Tensor:
     return faded
 
 
-def scaled_source_expression(src: FaceParams, src_ratio: float) -> torch.Tensor:
-    """``s_exp`` (T,21,3) = kp + src_ratio·exp, keypoint 5 with its full exp."""
-    return faded_expression(src, src_ratio) + src.kp
-
-
 def sample_expression(sample: FaceParams) -> torch.Tensor:
     """The sample's expression (21,3) as the editor uses it: keypoint 5's x and y zeroed."""
     if len(sample) != 1:

@@ -1,8 +1,8 @@
 """The Expression Editor's twelve sliders (AdvancedLivePortrait ``calc_fe``) as data.
 
 Each expression slider adds ``coefficient x value`` to single entries ``e[keypoint, axis]``
-of the expression offset, in the fixed order of :data:`ORDER` (the order matters only for
-float32 rounding of entries two sliders share). Three rotate sliders and two side effects
+of the expression offset, in the reference's order, which :func:`apply_sliders` spells out
+(it matters only for float32 rounding of entries two sliders share). Three rotate sliders and two side effects
 move the head: aaa tilts it (pitch -= 0.05·aaa), wink rolls and turns it (roll and yaw
 -= 0.1·wink). The yaw slider is negated (positive rotate_yaw turns the head the other way
 than a positive yaw angle). pupil_y also half-closes or opens the lids: blink acts with
@@ -38,7 +38,6 @@ EFFECTS = {
     "eyebrow>0": ((1, Y, 0.001), (2, Y, -0.001)),
     "eyebrow<=0": ((1, X, -0.001), (2, X, 0.001), (1, Y, 0.0003), (2, Y, -0.0003)),
 }
-ORDER = ("smile", "aaa", "eee", "woo", "wink", "pupil_x", "pupil_y", "blink", "eyebrow")
 AAA_PITCH = 0.05   # pitch -= AAA_PITCH * aaa
 WINK_TURN = 0.1    # roll -= WINK_TURN * wink; yaw -= WINK_TURN * wink
 
@@ -116,7 +115,3 @@ def apply_sliders(e: torch.Tensor, rotation: list, sliders: Sliders) -> tuple:
     _add(e, EFFECTS["eyebrow>0" if v.eyebrow > 0 else "eyebrow<=0"], v.eyebrow)
     return e, [pitch, yaw, roll]
 
-
-def touched_keypoints() -> set:
-    """Keypoints any slider moves (the others, 0, 4-6, 8-10, 12, 18, never move)."""
-    return {k for effects in EFFECTS.values() for k, _, _ in effects}

@@ -140,20 +140,21 @@ def generate_coefficients(model, wav: torch.Tensor, guidance: Guidance = Guidanc
 # output frame rate
 
 
-def exact_fps(fps) -> Fraction:
-    """fps as an exact fraction (29.97002997... -> 30000/1001)."""
+def _rate(fps) -> Fraction:
+    """fps as an exact fraction, as the video writer takes it (29.97002997... -> 30000/1001,
+    29.97 -> 2997/100); not media.exact_fps, which snaps probed rates to NTSC ones."""
     return Fraction(fps).limit_denominator(100000) if not isinstance(fps, Fraction) else fps
 
 
 def frame_count(n_samples: int, sample_rate: int, fps) -> int:
     """ceil(seconds · fps) in exact arithmetic: frames that cover the whole audio."""
-    return math.ceil(Fraction(int(n_samples), int(sample_rate)) * exact_fps(fps))
+    return math.ceil(Fraction(int(n_samples), int(sample_rate)) * _rate(fps))
 
 
 def resample_frames(x: torch.Tensor, src_fps, n_out: int, dst_fps) -> torch.Tensor:
     """(T, ...) at ``src_fps`` -> (n_out, ...): frame i = x at time i / dst_fps, linear
     between neighbours, held at the ends. Equal rates return the frames themselves."""
-    src, dst = exact_fps(src_fps), exact_fps(dst_fps)
+    src, dst = _rate(src_fps), _rate(dst_fps)
     if src == dst and n_out <= x.shape[0]:
         return x[:n_out].clone()
     ratio = src / dst

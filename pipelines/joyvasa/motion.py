@@ -2,17 +2,17 @@
 
 A plain value: exp (T,21,3), scale (T,1), t (T,3) and pitch/yaw/roll (T,) in degrees, at
 ``fps`` frames per second. Frame 0 is the relative-driving reference (a silent frame: the
-generator starts every clip with silence). Rotation matrices are derived on demand in
-LivePortrait's convention (``rotation()``).
+generator starts every clip with silence). :meth:`JoyVASAMotion.to_motion` gives the pack's
+MOTION; ``rotation()`` the matrices in LivePortrait's convention.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 
 from ..core.motion import DrivingSpec, Motion
-from ..liveportrait.keypoints import PoseExp, rotation_matrix
+from ..liveportrait.keypoints import rotation_matrix
 
 FIELDS = ("exp", "scale", "t", "pitch", "yaw", "roll")
 
@@ -34,9 +34,6 @@ class JoyVASAMotion:
         """(T,3,3) in LivePortrait's transposed convention (Rz·Ry·Rx)ᵀ."""
         return rotation_matrix(self.pitch, self.yaw, self.roll)
 
-    def pose_exp(self) -> PoseExp:
-        return PoseExp(self.rotation(), self.exp, self.scale, self.t)
-
     def fields(self) -> dict:
         return {k: getattr(self, k) for k in FIELDS}
 
@@ -51,6 +48,3 @@ class JoyVASAMotion:
                       kind="driving", origin="joyvasa",
                       driving=DrivingSpec(relative=relative, expression_friendly=True,
                                           multiplier=multiplier, formula="joyvasa"))
-
-    def replace(self, **changes) -> "JoyVASAMotion":
-        return replace(self, **changes)
