@@ -201,6 +201,67 @@ def test_plan_splits_the_weight_into_interior_and_band():
     assert plan.warp_hw[1] % 64 == 0 or plan.warp_hw[1] == hw[1]
 
 
+def _core_weight(plan):
+    r0, r1, c0, c1 = plan.core
+    return plan.weight[r0:r1, c0:c1]
+
+
+def test_core_is_a_large_box_of_full_weight_and_pastes_exactly():
+    """The core (copied / truncated without blending) holds only w == 1 pixels; it covers
+    most of a Ditto mask's inside, steps around a hole, and is the whole ROI for an
+    upright crop with weight 1 everywhere. The paste stays bit-exact with the
+    reference's blend in every case."""
+    rng = np.random.default_rng(8)
+    hw = (400, 560)
+    tilted = _matrix(rng, hw, scale=0.6, angle=0.1, centre=(280, 200))
+    upright = _matrix(rng, hw, scale=0.6, angle=0.0, centre=(280.3, 200.6))
+    frame = rng.integers(0, 256, hw + (3,), np.uint8)
+    render = rng.uniform(-5, 260, (512, 512, 3)).astype(np.float32)  # clipped as the ref
+    ditto = R.ditto_warped_mask(tilted, hw)
+    holed = ditto.copy()
+    holed[190:210, 270:290] = 0.5
+    ones = np.ones(hw, np.float32)
+    # (matrix, weight, least share of the w == 1 pixels in the core); a hole splits the
+    # inside, so the core is the larger part above or below it
+    cases = {"ditto": (tilted, ditto, 0.6), "holed": (tilted, holed, 0.3),
+             "tilted ones": (tilted, ones, 0.6), "upright ones": (upright, ones, 1.0)}
+    for name, (m, w, share) in cases.items():
+        plan = P.plan_paste(m, w)
+        core = _core_weight(plan)
+        assert core.size and (core == 1).all(), name
+        assert core.size >= share * (plan.weight == 1).sum(), name
+        wc = np.clip(w, 0, 1)[..., None]
+        warped = R.warp_to_frame(render, m, hw)
+        expect = np.clip(wc * warped + (np.float32(1) - wc) * frame, 0, 255).astype(np.uint8)
+        cover = _cover(m, hw)
+        ours = _twice(frame, render, plan)
+        np.testing.assert_array_equal(ours[cover], expect[cover], err_msg=name)
+    y0, _, x0, _ = P.plan_paste(tilted, holed).roi
+    r0, r1, c0, c1 = P.plan_paste(tilted, holed).core
+    assert not (r0 + y0 < 210 and r1 + y0 > 190 and c0 + x0 < 290 and c1 + x0 > 270)
+
+
+def test_core_truncates_like_the_reference_at_the_range_edges():
+    """The core casts without a clip when every warped value is in (-1, 256) (the cast
+    truncates those exactly as clip-then-truncate) and clips otherwise."""
+    edge = np.array([-0.99, -0.5, -1e-7, 0.0, 0.3, 254.9999, 255.0, 255.99], np.float32)
+    for far in ([], [256.5], [-1.0], [-7.5, 300.0, np.inf, -np.inf]):
+        values = np.concatenate([edge, np.float32(far)])
+        warped = np.resize(values, (40, 64, 3)).astype(np.float32)[:, 5:60]  # a view
+        out = np.zeros(warped.shape, np.uint8)
+        P._take_warped(warped, out)
+        np.testing.assert_array_equal(out, np.clip(warped, 0, 255).astype(np.uint8))
+
+
+def test_no_core_when_no_weight_is_one():
+    rng = np.random.default_rng(9)
+    hw = (200, 240)
+    m = _matrix(rng, hw, scale=0.3, angle=0.2, centre=(120, 100))
+    plan = P.plan_paste(m, np.full(hw, 0.7, np.float32))
+    assert plan.core == (0, 0, 0, 0)
+    assert P._strips(plan) == [(0,) + (plan.weight.shape[0],) + (0, plan.weight.shape[1])]
+
+
 # ---------------------------------------------------------------------------------------
 # nothing to paste, out=, batches, errors
 
