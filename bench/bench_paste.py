@@ -11,9 +11,10 @@ For 512x512 and 1920x1080 frames, single frames and batches of 8, it prints the 
 CPU time (process time: every thread) and wall time per frame (all paths timed
 round-robin, so that they share the machine's load) of
 * ``paste``: the new path, plan reused (an image source), with a uint8 crop
-  (LivePortrait: the band split) and a float 0..255 crop (Ditto: the dense blend with
-  kept weights); ``plan_paste`` alone; and plan + paste per frame (a video source,
-  every output frame with its own source frame: the dense blend);
+  (LivePortrait: the band split) and a float 0..255 crop (Ditto: the core truncated,
+  the strips around it blended with kept weights); ``plan_paste`` alone; and plan +
+  paste per frame (a video source, every output frame with its own source frame: the
+  dense blend, weights made per block);
 * the torch ``composite`` (the previous production path, on the CPU, loaded from git
   history: ``--previous-rev``; masks precomputed);
 * the cv2 reference functions (``lp_paste_back`` with its mask precomputed, as

@@ -338,11 +338,11 @@ def _buffer(name: str, shape: tuple, dtype) -> Array:
     multi-MB arrays would cost more in page faults than the work done in them."""
     pool = _scratch.__dict__.setdefault("pool", {})
     size = math.prod(shape)
-    flat = pool.get(name)
-    if flat is None or flat.size < size or flat.dtype != dtype:
+    flat = pool.get((name, dtype))  # dtype as given: a numpy type or dtype, both hash
+    if flat is None or flat.size < size:
         flat = np.empty(size, dtype)
         if flat.nbytes <= _SCRATCH_MAX_BYTES:
-            pool[name] = flat
+            pool[(name, dtype)] = flat
     return flat[:size].reshape(shape)
 
 
