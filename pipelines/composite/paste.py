@@ -222,16 +222,16 @@ def plan_paste(crop_to_frame, weight, crop_size: int = 512) -> PastePlan:
     w = w_full[by0:by1, bx0:bx1] * reach  # float32: the weight, 0 where the crop is not
     np.clip(w, 0.0, 1.0, out=w)
 
-    rows, cols = np.nonzero(w.any(axis=1))[0], np.nonzero(w.any(axis=0))[0]
-    if len(rows) == 0:
+    # the box of the non-zero weights (cv2's is 3-4x faster than numpy's any())
+    c, r, n_cols, n_rows = cv2.boundingRect((w != 0).view(np.uint8))
+    if n_rows == 0 or n_cols == 0:
         return _empty_plan(frame_hw, crop_size, matrix)
-    w = w[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-    y0, y1 = by0 + int(rows[0]), by0 + int(rows[-1]) + 1
-    x0, x1 = bx0 + int(cols[0]), bx0 + int(cols[-1]) + 1
+    w = np.ascontiguousarray(w[r:r + n_rows, c:c + n_cols])
+    y0, y1 = by0 + r, by0 + r + n_rows
+    x0, x1 = bx0 + c, bx0 + c + n_cols
     warp_hw = (y1, _prefix_cols(x1, frame_hw[1]))
     return PastePlan(frame_hw=frame_hw, crop_size=crop_size, matrix=matrix,
-                     roi=(y0, y1, x0, x1), warp_hw=warp_hw, weight=np.ascontiguousarray(w),
-                     core=_core_box(w))
+                     roi=(y0, y1, x0, x1), warp_hw=warp_hw, weight=w, core=_core_box(w))
 
 
 # Row ranges of the core search start and end on multiples of ROI rows / _CORE_STEPS
@@ -249,8 +249,8 @@ def _core_box(w: Array) -> tuple:
     box is the largest over row ranges of (rows) x (smallest last - largest first),
     searched on blocks of rows, then grown by the neighbouring rows that hold it.
     """
+    h, n = w.shape
     full = w == 1.0
-    h, n = full.shape
     # numpy's argmax is fast on bool rows only; cv2 mirrors and counts them 10-20x
     # faster than numpy's reversed view and count_nonzero
     as_u8 = full.view(np.uint8)
