@@ -10,12 +10,12 @@ as float32) compute it, but only where it can change anything:
   of the frame, then the blend inside the ROI only. The whole frame is only copied; it
   never goes through float. The blend runs one of two ways, with the same result:
 
-  - dense: the reference's float32 formula (cv2 arithmetic, in cache-sized blocks of
-    rows) on the ROI except its core: the largest axis-aligned box where w == 1, found
-    when planning, which only takes the warped value (copied, or clipped and truncated
-    for a float crop: one pass instead of five). This is what a plan's first frame uses
-    (a video source: every frame), and every frame of a float crop (from the second
-    frame on with the 3-channel w and 1 - w kept in the plan, outside the core).
+  - dense: the reference's float32 formula over the ROI (cv2 arithmetic, in
+    cache-sized blocks of rows). No set up, so this is what a plan's first frame uses
+    (a video source: every frame). From a plan's second frame on, float crops skip the
+    ROI's core, the largest axis-aligned box where w == 1 (found then), which only
+    takes the warped value (clipped and truncated: one pass instead of five), and
+    blend the strips around it with the 3-channel w and 1 - w kept in the plan.
   - split: uint8 crops from a plan's second frame on (an image source): the ROI is
     split once into "interior" (w == 1: the warped crop is copied through a mask) and
     "band" (0 < w < 1: flat indices, w and 1 - w), and only the band is blended. For
@@ -75,9 +75,8 @@ class PastePlan:
     roi: tuple               # (y0, y1, x0, x1): where the render has weight; empty if none
     warp_hw: tuple           # (rows, cols) of the prefix warp, covering the ROI
     weight: Array            # (y1-y0, x1-x0) float32 in 0..1, 0 where the crop is not
-    core: tuple = (0, 0, 0, 0)  # ROI-local (r0, r1, c0, c1) box where weight == 1
     # filled on use: "uses" (frames pasted); from the second, "split" (a BandSplit, for
-    # uint8 crops) or "w3" (float crops: (w3, 1 - w3) of each strip around the core)
+    # uint8 crops) or "core", "strips" and "w3" (float crops: (w3, 1 - w3) per strip)
     memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -85,6 +84,14 @@ class PastePlan:
         """Nothing of the render shows: paste returns the frame unchanged."""
         y0, y1, x0, x1 = self.roi
         return y1 <= y0 or x1 <= x0
+
+    @property
+    def core(self) -> tuple:
+        """ROI-local (r0, r1, c0, c1) box where the weight is 1, (0, 0, 0, 0) if none
+        worth it (found on first use, then kept)."""
+        if "core" not in self.memo:
+            self.memo["core"] = _core_box(self.weight)
+        return self.memo["core"]
 
     def split(self) -> "BandSplit":
         """The interior / band split of the ROI (built on first call, then kept)."""
@@ -231,7 +238,7 @@ def plan_paste(crop_to_frame, weight, crop_size: int = 512) -> PastePlan:
     x0, x1 = bx0 + c, bx0 + c + n_cols
     warp_hw = (y1, _prefix_cols(x1, frame_hw[1]))
     return PastePlan(frame_hw=frame_hw, crop_size=crop_size, matrix=matrix,
-                     roi=(y0, y1, x0, x1), warp_hw=warp_hw, weight=w, core=_core_box(w))
+                     roi=(y0, y1, x0, x1), warp_hw=warp_hw, weight=w)
 
 
 # Row ranges of the core search start and end on multiples of ROI rows / _CORE_STEPS
@@ -416,21 +423,23 @@ def paste(frame_u8, crop, plan: PastePlan, out: Optional[Array] = None) -> Array
 def _blend_dense(warped: Array, frame: Array, out: Array, plan: PastePlan,
                  keep: bool) -> None:
     """The reference's formula on every ROI pixel: w == 1 gives the warped value and
-    w == 0 the frame's exactly, so the core (w == 1) only takes the warped value and
-    the strips around it are blended. ``keep``: store the strips' 3-channel w and
-    1 - w in the plan for its next frames."""
-    y0, _, x0, _ = plan.roi
-    strips = plan.memo.get("strips")
-    if strips is None:
-        strips = plan.memo["strips"] = _strips(plan)
-    if keep and "w3" not in plan.memo:
+    w == 0 the frame's exactly. ``keep`` (a plan's later frames): the core only takes
+    the warped value, the strips around it are blended with their 3-channel w and
+    1 - w, made once and kept in the plan. Otherwise (a plan's first frame, no set up)
+    the whole ROI is blended with weights made per block."""
+    y0, y1, x0, x1 = plan.roi
+    if not keep:
+        box = (slice(y0, y1), slice(x0, x1))
+        _blend_box(warped[box], frame[box], out[box], plan.weight, None)
+        return
+    if "w3" not in plan.memo:
+        strips = _strips(plan)
         kept = []
         for r0, r1, c0, c1 in strips:
             w3 = cv2.merge([plan.weight[r0:r1, c0:c1]] * 3)
             kept.append((w3, cv2.subtract(1.0, w3)))  # one float32 rounding, as (1 - w)
-        plan.memo["w3"] = kept
-    kept = plan.memo.get("w3", [None] * len(strips))
-    for (r0, r1, c0, c1), weights in zip(strips, kept):
+        plan.memo.update(strips=strips, w3=kept)
+    for (r0, r1, c0, c1), weights in zip(plan.memo["strips"], plan.memo["w3"]):
         box = (slice(y0 + r0, y0 + r1), slice(x0 + c0, x0 + c1))
         _blend_box(warped[box], frame[box], out[box], plan.weight[r0:r1, c0:c1], weights)
     r0, r1, c0, c1 = plan.core
@@ -440,10 +449,7 @@ def _blend_dense(warped: Array, frame: Array, out: Array, plan: PastePlan,
 
 
 def _take_warped(warped: Array, out: Array) -> None:
-    """out = trunc(clip(warped, 0, 255)): the blend where w == 1."""
-    if warped.dtype == np.uint8:
-        out[...] = warped
-        return
+    """out = trunc(clip(warped, 0, 255)) for a float warp: the blend where w == 1."""
     # the float -> uint8 cast truncates; it needs no clip for values in (-1, 256),
     # which a crop in 0..255 always warps to: check (one fast pass) before clipping
     lo, hi, _, _ = cv2.minMaxLoc(warped.reshape(len(warped), -1))
