@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from talking_head.pipelines.composite import paste as P
+from talking_head.pipelines.composite import paste_plan as PP
 from talking_head.pipelines.composite import reference as R
 from talking_head.pipelines.core.errors import ShapeError, TalkingHeadError
 from tests.goldens import assert_uint8_within, golden, uint8_allowance, uint8_levels
@@ -174,10 +175,10 @@ def test_footprint_holds_every_pixel_cv2_can_reach():
     for hw in [(1080, 1920), (2160, 3840), (64, 64)]:
         for _ in range(6):
             m = _matrix(rng, hw)[:2]
-            box = P._crop_box(m, 512, hw)
+            box = PP._crop_box(m, 512, hw)
             if box[1] <= box[0] or box[3] <= box[2]:
                 continue
-            reach = P._footprint(m, 512, box)
+            reach = PP._footprint(m, 512, box)
             cover = _cover(m, hw)
             assert not (cover[box[0]:box[1], box[2]:box[3]] & ~reach).any()
             assert cover.sum() == cover[box[0]:box[1], box[2]:box[3]].sum()  # box holds it
