@@ -197,6 +197,20 @@ def test_automatic_feather_is_16_crop_pixels():
     np.testing.assert_allclose(auto, fixed, atol=1e-5)
 
 
+def test_a_frames_mask_does_not_depend_on_its_batch():
+    """Masks made for a whole video and for one chunk of it are equal bit for bit (the
+    Blend node and the render's own paste-back make them in different batches)."""
+    face = _to_frame(_mediapipe_face())
+    ctf = np.stack([_crop_to_frame(centre=(150.0 + 40 * i, 120.0 + 25 * i)) for i in range(4)])
+    shift = ctf[:, :2, 2] - M[:2, 2]
+    lm = torch.from_numpy(np.stack([face + d for d in shift]))
+    for region, feather in (("crop", FEATHER), ("face", None), ("lower_face", 6.0)):
+        every = build(region, (H, W), ctf, lm, feather=feather)
+        for part in ([2, 3], [1], [0, 3]):
+            alone = build(region, (H, W), ctf[part], lm[part], feather=feather)
+            assert torch.equal(every[part], alone), (region, part)
+
+
 def test_generic_scheme_uses_the_hull_and_a_mid_cut():
     rng = np.random.default_rng(3)
     pts = _ellipse(68, FACE_C, FACE_AX * 0.9)  # any K: outline + inner points

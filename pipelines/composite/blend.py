@@ -52,6 +52,14 @@ def _feather_widths(feather: Optional[float], ctf: torch.Tensor) -> torch.Tensor
     return torch.full((ctf.shape[0],), float(feather))
 
 
+def _anchors(ctf: torch.Tensor, crop_size: int) -> torch.Tensor:
+    """(B, 2) the crop centres in the frame, rounded: each frame's own origin for its
+    plane distances (see regions.plane_distance)."""
+    centre = torch.full((2, 1), crop_size / 2.0, dtype=torch.float64)
+    m = ctf.to(torch.float64)
+    return torch.round((m[:, :2, :2] @ centre)[..., 0] + m[:, :2, 2])
+
+
 def _crop_weights(template: str, crop_size: int, ctf: torch.Tensor, roi: Roi, frame_hw: tuple,
                   feather: Optional[float], device) -> torch.Tensor:
     """The official feathered square warped into the ROI; feather > 0 additionally ramps
@@ -70,7 +78,8 @@ def _crop_weights(template: str, crop_size: int, ctf: torch.Tensor, roi: Roi, fr
     if feather:
         lo, hi = spec.flat_square(crop_size)
         planes = stack_planes([square_planes(m, lo, hi) for m in ctf.numpy()])
-        ramp = feather_ramp(plane_distance(planes, roi, device), _feather_widths(feather, ctf))
+        ramp = feather_ramp(plane_distance(planes, roi, device, _anchors(ctf, crop_size)),
+                            _feather_widths(feather, ctf))
         weight = weight * ramp
     return weight
 
@@ -81,7 +90,8 @@ def _landmark_weights(region: str, landmarks: torch.Tensor, scheme: str, ctf: to
     pts = landmarks.to(torch.float64).cpu().numpy()
     planes = stack_planes([landmark_planes(region, p, layout, m, crop_size)
                            for p, m in zip(pts, ctf.numpy())])
-    return feather_ramp(plane_distance(planes, roi, device), _feather_widths(feather, ctf))
+    return feather_ramp(plane_distance(planes, roi, device, _anchors(ctf, crop_size)),
+                        _feather_widths(feather, ctf))
 
 
 def build_masks(spec: BlendSpec, frame_hw: tuple, crop_to_frame, landmarks=None,

@@ -191,16 +191,23 @@ def stack_planes(per_frame: list) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
-def plane_distance(planes: torch.Tensor, roi: Roi, device) -> torch.Tensor:
-    """Signed distance (B, h, w) to the boundary of the convex region (>0 inside)."""
-    origin = torch.tensor([roi.x0, roi.y0], dtype=torch.float64)
+def plane_distance(planes: torch.Tensor, roi: Roi, device, anchors: torch.Tensor) -> torch.Tensor:
+    """Signed distance (B, h, w) to the boundary of the convex region (>0 inside).
+
+    Each frame's distances are computed in float32 relative to its own ``anchors`` (B, 2)
+    integer frame pixel (x, y) near the face: precise, and the same whatever the batch
+    (and so its ROI) the frame is in.
+    """
+    anchors = anchors.to(torch.float64)
     n = planes[..., :2]
-    c = planes[..., 2] - n @ origin  # re-anchor at the ROI origin in float64
+    c = planes[..., 2] - (n @ anchors[:, :, None])[..., 0]  # re-anchor in float64
+    # the ROI origin - anchor: integers, so x - anchor is exact in float32
+    off = (torch.tensor([roi.x0, roi.y0], dtype=torch.float64) - anchors).to(device, torch.float32)
     n = n.to(device=device, dtype=torch.float32)
     c = c.to(device=device, dtype=torch.float32)
     b, e, (h, w) = planes.shape[0], planes.shape[1], roi.shape
-    xs = torch.arange(w, dtype=torch.float32, device=device)[None, None, None, :]
-    ys = torch.arange(h, dtype=torch.float32, device=device)[None, None, :, None]
+    xs = (torch.arange(w, dtype=torch.float32, device=device) + off[:, :1])[:, None, None, :]
+    ys = (torch.arange(h, dtype=torch.float32, device=device) + off[:, 1:])[:, None, :, None]
     # planes in chunks: few kernel launches, bounded memory (<= ~2^24 values at a time)
     step = max(1, min(e, (1 << 24) // max(b * h * w, 1)))
     dist = None
