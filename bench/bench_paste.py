@@ -12,9 +12,10 @@ CPU time (process time: every thread) and wall time per frame (all paths timed
 round-robin, so that they share the machine's load) of
 * ``paste``: the new path, plan reused (an image source), with a uint8 crop
   (LivePortrait: the band split) and a float 0..255 crop (Ditto: the core truncated,
-  the strips around it blended with kept weights); ``plan_paste`` alone; and plan +
-  paste per frame (a video source, every output frame with its own source frame: the
-  dense blend, weights made per block);
+  the strips around it blended with kept weights); ``plan_paste`` alone; and
+  ``plan_template`` + paste per frame (a video source, every output frame with its own
+  source frame: the template warped, the core from its flat square, the strips blended
+  with weights made per block);
 * the torch ``composite`` (the previous production path, on the CPU, loaded from git
   history: ``--previous-rev``; masks precomputed);
 * the cv2 reference functions (``lp_paste_back`` with its mask precomputed, as
@@ -158,6 +159,10 @@ def torch_composite(rev: str):
         return None
 
 
+def plan_templates(P, matrices, template: str, hw: tuple) -> list:
+    return [P.plan_template(mi, template, hw) for mi in matrices]
+
+
 def run_size(label, h, w, crop_px, P, R, putback, composite, repeats) -> list:
     import torch
 
@@ -197,16 +202,22 @@ def run_size(label, h, w, crop_px, P, R, putback, composite, repeats) -> list:
     add("plan_paste alone (once per source frame)",
         lambda: P.plan_paste(m, dt_mask),
         lambda: P.plan_frames([v["m"] for v in video], v_masks))
-    v_lp_masks = [R.lp_prepare_paste_back(v["m"], (h, w)) for v in video]
-    add("plan + paste, uint8 crop, own source frame each (video)",
-        lambda: P.paste(frame, s["crop_u8"], P.plan_paste(m, lp_mask), out=out1),
-        lambda: P.paste_frames(v_frames, crops_u8,
-                               P.plan_frames([v["m"] for v in video], v_lp_masks), out=outb))
-    add("plan + paste, float crop, own source frame each (video)",
-        lambda: P.paste(frame, s["crop_f32"], P.plan_paste(m, dt_mask), out=out1),
-        lambda: P.paste_frames(v_frames, crops_f,
-                               P.plan_frames([v["m"] for v in video], v_masks), out=outb),
-        "the mask is given; Ditto's PutBack warps its own every frame")
+    v_ms = [v["m"] for v in video]
+    exact_tl = np.array_equal(P.paste(frame, s["crop_u8"], P.plan_template(m, "liveportrait", (h, w))),
+                              lp_ref)
+    exact_td = np.array_equal(P.paste(frame, s["crop_f32"], P.plan_template(m, "ditto", (h, w))),
+                              dt_ref)
+    add("plan_template + paste, uint8 crop, own source frame each (video)",
+        lambda: P.paste(frame, s["crop_u8"], P.plan_template(m, "liveportrait", (h, w)), out=out1),
+        lambda: P.paste_frames(v_frames, crops_u8, plan_templates(P, v_ms, "liveportrait", (h, w)),
+                               out=outb),
+        f"bit-exact vs lp_paste_back: {exact_tl}; the template warped every frame")
+    add("plan_template + paste, float crop, own source frame each (video)",
+        lambda: P.paste(frame, s["crop_f32"], P.plan_template(m, "ditto", (h, w)), out=out1),
+        lambda: P.paste_frames(v_frames, crops_f, plan_templates(P, v_ms, "ditto", (h, w)),
+                               out=outb),
+        f"bit-exact vs ditto_put_back: {exact_td}; the mask warped every frame, as "
+        "Ditto's PutBack does")
     if composite is not None:
         r1 = torch.from_numpy(s["crop_f32"][None] / 255.0).float()
         rb = r1.expand(BATCH, -1, -1, -1).contiguous()
@@ -254,7 +265,8 @@ def main(argv=None) -> None:
     if checkout:
         try:
             putback, build = build_ditto_putback(checkout)
-            print(f"official PutBack built from {checkout} in {build}")
+            shutil.rmtree(build, ignore_errors=True)  # loaded: the files are not needed
+            print(f"official PutBack built from {checkout}")
         except Exception as exc:  # a bench-only extra: report and go on
             print(f"(official Cython PutBack not built: {type(exc).__name__}: {exc})")
     composite = torch_composite(args.previous_rev)

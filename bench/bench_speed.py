@@ -6,15 +6,17 @@ threads, caches or memory):
 1. ``bench_paste.py``: paste-back ms/frame at 512x512 and 1920x1080, single frames and
    batches of 8, next to the previous torch composite and, with DITTO_CHECKOUT set, the
    official Cython ``PutBack`` measured side by side;
-2. ``bench_whisper.py``: whisper features of the fixture speech, this code against the
+2. ``bench_paste_back.py``: the production paste-back of a video source chunk (masks
+   per chunk), this checkout against the commit before its template plans;
+3. ``bench_whisper.py``: whisper features of the fixture speech, this code against the
    previous one;
-3. ``bench_end_to_end.py``: ``render ditto`` frames/s (this checkout against an earlier
+4. ``bench_end_to_end.py``: ``render ditto`` frames/s (this checkout against an earlier
    commit) and the render loop with and without stage overlap.
 
     DITTO_CHECKOUT=/tmp/ditto-talkinghead python bench/bench_speed.py [--threads 1]
         [--repeats 60] [--seconds 1.0]
 
-``--threads`` applies to the paste and whisper benches (1: the cleanest CPU-time
+``--threads`` applies to the paste-back and whisper benches (1: the cleanest CPU-time
 comparison); the end-to-end bench keeps its own default of 2 threads.
 """
 import argparse
@@ -45,6 +47,7 @@ def main(argv=None) -> int:
         print("(DITTO_CHECKOUT not set: no side-by-side row for the official Cython PutBack)")
     failed = [s for s, a in (
         ("bench_paste.py", ["--threads", str(args.threads), "--repeats", str(args.repeats)]),
+        ("bench_paste_back.py", ["--threads", str(args.threads)]),
         ("bench_whisper.py", ["--threads", str(args.threads)]),
         ("bench_end_to_end.py", ["--seconds", str(args.seconds)]),
     ) if run(s, a) != 0]

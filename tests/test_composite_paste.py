@@ -242,15 +242,81 @@ def test_core_is_a_large_box_of_full_weight_and_pastes_exactly():
     assert not (r0 + y0 < 210 and r1 + y0 > 190 and c0 + x0 < 290 and c1 + x0 > 270)
 
 
-def test_core_truncates_like_the_reference_at_the_range_edges():
-    """The core casts without a clip when every warped value is in (-1, 256) (the cast
-    truncates those exactly as clip-then-truncate) and clips otherwise."""
+# ---------------------------------------------------------------------------------------
+# template plans: a video source's per-frame plan, without a frame-size mask
+
+
+def _mask_plan(m, template, hw, alpha=1.0):
+    """The plan of the frame-size mask as ChunkMasks makes it (torch scales it)."""
+    import torch
+
+    mask = torch.from_numpy(R.warped_crop_mask(template, m, hw)) * float(alpha)
+    return P.plan_paste(m, mask.numpy())
+
+
+def _template_reference(frame, crop, m, template, alpha):
+    if alpha == 1.0:
+        return _lp(frame, crop, m)[1] if template == "liveportrait" else R.ditto_put_back(frame, crop, m)
+    w = (R.warped_crop_mask(template, m, frame.shape[:2]) * np.float32(alpha))[..., None]
+    warped = R.warp_to_frame(crop, m, frame.shape[:2])
+    return np.clip(w * warped + (np.float32(1) - w) * frame, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("template", ["liveportrait", "ditto"])
+def test_template_plan_is_the_mask_plan_and_pastes_exactly(template):
+    rng = np.random.default_rng(21 + (template == "ditto"))
+    for hw in ((333, 517), (512, 512), (1080, 1920)):
+        frame = rng.integers(0, 256, hw + (3,), np.uint8)
+        if template == "liveportrait":
+            crop = rng.integers(0, 256, (512, 512, 3), np.uint8)
+        else:
+            crop = rng.uniform(-2.0, 257.0, (512, 512, 3)).astype(np.float32)
+        for trial in range(3):
+            m = _matrix(rng, hw, shear=0.2 * (trial == 2))
+            for alpha in (1.0, 0.6):
+                plan, ref = P.plan_template(m, template, hw, alpha=alpha), _mask_plan(m, template, hw, alpha)
+                assert (plan.roi, plan.warp_hw) == (ref.roi, ref.warp_hw), (hw, trial, alpha)
+                np.testing.assert_array_equal(plan.weight, ref.weight)
+                np.testing.assert_array_equal(_twice(frame, crop, plan),
+                                              _template_reference(frame, crop, m, template, alpha),
+                                              err_msg=f"{hw}, trial {trial}, alpha {alpha}")
+
+
+@pytest.mark.parametrize("template", ["liveportrait", "ditto"])
+def test_template_core_comes_from_the_flat_square(template):
+    """A template plan knows its core before any paste: only w == 1 pixels, nearly as
+    large as a search over the weights finds; none with alpha < 1."""
+    rng = np.random.default_rng(5 + (template == "ditto"))
+    for hw, scale in (((400, 560), 0.6), ((512, 512), 0.95), ((1080, 1920), 1.4)):
+        for trial in range(4):
+            m = _matrix(rng, hw, scale=scale, angle=rng.uniform(-0.6, 0.6),
+                        centre=(hw[1] * rng.uniform(0.4, 0.6), hw[0] * rng.uniform(0.4, 0.6)))
+            plan = P.plan_template(m, template, hw)
+            assert "core" in plan.memo
+            core = _core_weight(plan)
+            assert core.size and (core == 1).all(), (hw, trial)
+            r0, r1, c0, c1 = PP._core_box(plan.weight)
+            assert core.size >= 0.85 * (r1 - r0) * (c1 - c0), (hw, trial, plan.core, (r0, r1, c0, c1))
+        assert P.plan_template(m, template, hw, alpha=0.6).core == (0, 0, 0, 0)
+    off = _matrix(rng, hw, scale=0.5, angle=0.0, centre=(-400, -400))
+    frame = rng.integers(0, 256, hw + (3,), np.uint8)
+    for plan in (P.plan_template(off, template, hw), P.plan_template(m, template, hw, alpha=0.0)):
+        assert plan.empty
+        np.testing.assert_array_equal(P.paste(frame, np.zeros((512, 512, 3), np.uint8), plan), frame)
+    with pytest.raises(ShapeError):
+        P.plan_template(m, template, hw, alpha=1.5)
+
+
+def test_truncation_is_the_reference_at_the_range_edges():
+    """The last step of every blend (and the whole of it in the core) casts without a
+    clip when every value is in (-1, 256) (the cast truncates those exactly as
+    clip-then-truncate) and clips otherwise."""
     edge = np.array([-0.99, -0.5, -1e-7, 0.0, 0.3, 254.9999, 255.0, 255.99], np.float32)
     for far in ([], [256.5], [-1.0], [-7.5, 300.0, np.inf, -np.inf]):
         values = np.concatenate([edge, np.float32(far)])
         warped = np.resize(values, (40, 64, 3)).astype(np.float32)[:, 5:60]  # a view
         out = np.zeros(warped.shape, np.uint8)
-        P._take_warped(warped, out)
+        P._truncate(warped, out)
         np.testing.assert_array_equal(out, np.clip(warped, 0, 255).astype(np.uint8))
 
 
@@ -338,8 +404,9 @@ def test_errors_say_what_to_pass():
 
 
 def test_chunk_masks_paste_like_full_masks_and_hold_only_the_chunk():
-    """A video source's masks made per chunk give the same frames as masks made for every
-    source frame up front, and only the chunk's masks are held."""
+    """A video source's masks made per chunk (or, for a bare template, its per-frame
+    template plans) give the same frames as masks made for every source frame up front,
+    and only the chunk's masks are held."""
     import torch
 
     from talking_head.pipelines import composite as C
@@ -353,14 +420,40 @@ def test_chunk_masks_paste_like_full_masks_and_hold_only_the_chunk():
                  crops=torch.zeros(n, 512, 512, 3, dtype=torch.uint8), crop_to_frame=torch.from_numpy(ctf),
                  landmarks=torch.zeros(n, 478, 2), landmark_scheme="mediapipe478",
                  face_found=torch.ones(n, dtype=torch.bool))
-    spec = C.BlendSpec()
-    full = C.blend_masks(src, spec)
-    lazy = C.ChunkMasks(src, spec)
     crops = torch.from_numpy(rng.random((4, 512, 512, 3), dtype=np.float32))
-    plans_a, plans_b = {}, {}
-    for index in ([0, 1, 2, 3], [4, 5, 5, 4], [1, 1, 0, 0]):
-        a = C.paste_back(src.frames, crops, src.crop_to_frame, full, torch.tensor(index), spec, plans=plans_a)
-        b = C.paste_back(src.frames, crops, src.crop_to_frame, lazy, torch.tensor(index), spec, plans=plans_b)
-        np.testing.assert_array_equal(a, b)
-        assert sorted(lazy.held) == sorted(set(index)) and sorted(plans_b) == sorted(set(index))
-        assert not np.array_equal(a[0], src.frames[index[0]].numpy())   # something was pasted
+    # a bare template is planned from the template (no mask held); a feathered one from masks
+    for spec, holds in ((C.BlendSpec(), False), (C.BlendSpec(crop_edge="ditto"), False),
+                        (C.BlendSpec("custom", 0.6, crop_edge="ditto"), False),
+                        (C.BlendSpec(feather=6.0), True)):
+        full = C.blend_masks(src, spec)
+        lazy = C.ChunkMasks(src, spec)
+        plans_a, plans_b = {}, {}
+        for index in ([0, 1, 2, 3], [4, 5, 5, 4], [1, 1, 0, 0]):
+            a = C.paste_back(src.frames, crops, src.crop_to_frame, full, torch.tensor(index), spec,
+                             plans=plans_a)
+            b = C.paste_back(src.frames, crops, src.crop_to_frame, lazy, torch.tensor(index), spec,
+                             plans=plans_b)
+            np.testing.assert_array_equal(a, b)
+            assert sorted(lazy.held) == (sorted(set(index)) if holds else [])
+            assert sorted(plans_b) == sorted(set(index))
+            assert not np.array_equal(a[0], src.frames[index[0]].numpy())  # something was pasted
+
+
+def test_family_crops_are_made_as_the_originals_make_them():
+    """paste_back turns float 0..1 crops into what each original pastes, one at a time:
+    clamp * 255 in float32 (Ditto) and that truncated to uint8 (LivePortrait)."""
+    import torch
+
+    from talking_head.pipelines.composite import pasteback
+
+    rng = np.random.default_rng(12)
+    crop = torch.from_numpy(rng.uniform(-0.1, 1.1, (64, 64, 3)).astype(np.float32))
+    crop[0, :8, 0] = torch.tensor([0.0, 1.0, 0.5, 1 / 255, 254.9999 / 255, -0.0, 0.2, 0.7])
+    scaled = crop.clamp(0.0, 1.0) * 255.0
+    np.testing.assert_array_equal(pasteback._family_crop(crop, "ditto"), scaled.numpy())
+    np.testing.assert_array_equal(pasteback._family_crop(crop, "liveportrait"),
+                                  scaled.to(torch.uint8).numpy())
+    np.testing.assert_array_equal(pasteback._family_crop(crop.half(), "ditto"),
+                                  (crop.half().float().clamp(0.0, 1.0) * 255.0).numpy())
+    as_u8 = torch.from_numpy(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    np.testing.assert_array_equal(pasteback._family_crop(as_u8, "ditto"), as_u8.numpy())

@@ -19,6 +19,8 @@ from .warp import Roi, crop_roi, warp_crops
 # Automatic feather (feather=None) for the landmark regions: the official template's
 # 16 px ramp at crop resolution, converted to frame pixels with the crop's scale.
 AUTO_FEATHER_CROP_PX = 16.0
+# The crop size masks are made for unless told otherwise (every family renders 512 crops).
+MASK_CROP_SIZE = 512
 
 
 def _as_tensor(x, name: str, dtype=None) -> torch.Tensor:
@@ -95,7 +97,7 @@ def _landmark_weights(region: str, landmarks: torch.Tensor, scheme: str, ctf: to
 
 
 def build_masks(spec: BlendSpec, frame_hw: tuple, crop_to_frame, landmarks=None,
-                scheme: str = "mediapipe478", ctx: RunContext = CPU, crop_size: int = 512,
+                scheme: str = "mediapipe478", ctx: RunContext = CPU, crop_size: int = MASK_CROP_SIZE,
                 batch_size: int = 16) -> torch.Tensor:
     """Per-frame blend weight of the render in frame space: (N, H, W) float32 on the CPU,
     computed on ``ctx.device``.

@@ -6,17 +6,20 @@ as float32) compute it, but only where it can change anything:
 
 * :func:`plan_paste` (:mod:`.paste_plan`) does the per-source-frame work once: the
   frame box (ROI) where the weight is non-zero inside the crop footprint, and the
-  weights there.
+  weights there. :func:`plan_template` makes the same plan for an official template
+  without a frame-size mask (a video source's per-frame plan).
 * :func:`paste` per output frame: one cv2.warpAffine of the crop into the ROI's corner
   of the frame, then the blend inside the ROI only. The whole frame is only copied; it
   never goes through float. The blend runs one of two ways, with the same result:
 
   - dense: the reference's float32 formula over the ROI (cv2 arithmetic, in
-    cache-sized blocks of rows). No set up, so this is what a plan's first frame uses
-    (a video source: every frame). From a plan's second frame on, float crops skip the
-    ROI's core, the largest axis-aligned box where w == 1 (found then), which only
-    takes the warped value (clipped and truncated: one pass instead of five), and
-    blend the strips around it with the 3-channel w and 1 - w kept in the plan.
+    cache-sized blocks of rows). Where the plan knows the ROI's core, a large
+    axis-aligned box where w == 1, the core only takes the warped value (truncated:
+    one pass instead of five) and only the strips around it are blended. A template
+    plan knows its core from the start (from the template's flat square); a weight
+    plan finds it on its second frame (an image source) and then also keeps the
+    strips' 3-channel w and 1 - w. Otherwise (a weight plan's first frame) the whole
+    ROI is blended, with weights made per block.
   - split: uint8 crops from a plan's second frame on (an image source): the ROI is
     split once into "interior" (w == 1: the warped crop is copied through a mask) and
     "band" (0 < w < 1: flat indices, w and 1 - w), and only the band is blended. For
@@ -38,43 +41,21 @@ paste is not re-entrant within one thread (per-thread work arrays).
 """
 from __future__ import annotations
 
-import math
-import threading
 from typing import Optional, Sequence
 
 import cv2
 import numpy as np
 
 from ..core.errors import ShapeError
-from .paste_plan import BandSplit, PastePlan, plan_frames, plan_paste
+from .paste_plan import BandSplit, PastePlan, plan_frames, plan_paste, plan_template
+from .reference import warp_to_frame
+from .scratch import work_array
 
-__all__ = ["PastePlan", "paste", "paste_frames", "plan_frames", "plan_paste"]
+__all__ = ["PastePlan", "paste", "paste_frames", "plan_frames", "plan_paste", "plan_template"]
 
 Array = np.ndarray
 
-def _warp_prefix(img: Array, matrix: Array, rows: int, cols: int,
-                 dst: Optional[Array] = None) -> Array:
-    """cv2.warpAffine as the references call it, onto the frame's top-left rows x cols."""
-    return cv2.warpAffine(img, matrix, (cols, rows), dst=dst, flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-
-
-_scratch = threading.local()
-_SCRATCH_MAX_BYTES = 64 << 20  # larger work arrays (4K float warps) are not kept
 _BLOCK_VALUES = 1 << 17  # float32 values per dense block and array: 512 KB, cache-sized
-
-
-def _buffer(name: str, shape: tuple, dtype) -> Array:
-    """A per-thread work array reused between calls (grown when too small): fresh
-    multi-MB arrays would cost more in page faults than the work done in them."""
-    pool = _scratch.__dict__.setdefault("pool", {})
-    size = math.prod(shape)
-    flat = pool.get((name, dtype))  # dtype as given: a numpy type or dtype, both hash
-    if flat is None or flat.size < size:
-        flat = np.empty(size, dtype)
-        if flat.nbytes <= _SCRATCH_MAX_BYTES:
-            pool[(name, dtype)] = flat
-    return flat[:size].reshape(shape)
 
 
 def _as_crop(crop, size: int) -> Array:
@@ -135,8 +116,9 @@ def paste(frame_u8, crop, plan: PastePlan, out: Optional[Array] = None) -> Array
     # the dense blend writes every ROI pixel; the split one only the band and interior
     out = _output(out, frame, written=None if split else plan.roi)
     rows, cols = plan.warp_hw
-    warped = _warp_prefix(crop, plan.matrix, rows, cols,
-                          _buffer("warp", (rows, cols, 3), crop.dtype))
+    # the warp onto the frame's top-left rows x cols (see the module's docstring)
+    warped = warp_to_frame(crop, plan.matrix, (rows, cols),
+                           work_array("warp", (rows, cols, 3), crop.dtype))
     if split:
         _blend_split(warped, frame, out, plan)
     else:
@@ -147,40 +129,43 @@ def paste(frame_u8, crop, plan: PastePlan, out: Optional[Array] = None) -> Array
 def _blend_dense(warped: Array, frame: Array, out: Array, plan: PastePlan,
                  keep: bool) -> None:
     """The reference's formula on every ROI pixel: w == 1 gives the warped value and
-    w == 0 the frame's exactly. ``keep`` (a plan's later frames): the core only takes
-    the warped value, the strips around it are blended with their 3-channel w and
-    1 - w, made once and kept in the plan. Otherwise (a plan's first frame, no set up)
-    the whole ROI is blended with weights made per block."""
+    w == 0 the frame's exactly. Where the plan knows its core (found on its second
+    frame, or given by a template plan), the core only takes the warped value and the
+    strips around it are blended. ``keep`` (a plan's later frames): the strips' 3-channel
+    w and 1 - w are made once and kept in the plan; otherwise they are made per block."""
     y0, y1, x0, x1 = plan.roi
-    if not keep:
+    if not keep and "core" not in plan.memo:  # a plan's first frame: no search
         box = (slice(y0, y1), slice(x0, x1))
         _blend_box(warped[box], frame[box], out[box], plan.weight, None)
         return
-    if "w3" not in plan.memo:
-        strips = _strips(plan)
+    if "strips" not in plan.memo:
+        plan.memo["strips"] = _strips(plan)
+    if keep and "w3" not in plan.memo:
         kept = []
-        for r0, r1, c0, c1 in strips:
-            w3 = cv2.merge([plan.weight[r0:r1, c0:c1]] * 3)
+        for r0, r1, c0, c1 in plan.memo["strips"]:
+            w3 = _as_channels(plan.weight[r0:r1, c0:c1])
             kept.append((w3, cv2.subtract(1.0, w3)))  # one float32 rounding, as (1 - w)
-        plan.memo.update(strips=strips, w3=kept)
-    for (r0, r1, c0, c1), weights in zip(plan.memo["strips"], plan.memo["w3"]):
+        plan.memo["w3"] = kept
+    weights = plan.memo["w3"] if keep else [None] * len(plan.memo["strips"])
+    for (r0, r1, c0, c1), kept in zip(plan.memo["strips"], weights):
         box = (slice(y0 + r0, y0 + r1), slice(x0 + c0, x0 + c1))
-        _blend_box(warped[box], frame[box], out[box], plan.weight[r0:r1, c0:c1], weights)
+        _blend_box(warped[box], frame[box], out[box], plan.weight[r0:r1, c0:c1], kept)
     r0, r1, c0, c1 = plan.core
     if r1 > r0:
         box = (slice(y0 + r0, y0 + r1), slice(x0 + c0, x0 + c1))
-        _take_warped(warped[box], out[box])
+        _truncate(warped[box], out[box])
 
 
-def _take_warped(warped: Array, out: Array) -> None:
-    """out = trunc(clip(warped, 0, 255)) for a float warp: the blend where w == 1."""
+def _truncate(values: Array, out: Array) -> None:
+    """out = trunc(clip(values, 0, 255)) for float32 (or uint8) values: the reference's
+    last two steps, and the whole blend where w == 1."""
     # the float -> uint8 cast truncates; it needs no clip for values in (-1, 256),
-    # which a crop in 0..255 always warps to: check (one fast pass) before clipping
-    lo, hi, _, _ = cv2.minMaxLoc(warped.reshape(len(warped), -1))
+    # which a blend of a crop in 0..255 always gives: check (one fast pass) first
+    lo, hi, _, _ = cv2.minMaxLoc(values.reshape(len(values), -1))
     if -1.0 < lo and hi < 256.0:
-        np.copyto(out, warped, casting="unsafe")
+        np.copyto(out, values, casting="unsafe")
     else:
-        np.clip(warped, 0.0, 255.0, out=out, casting="unsafe")
+        np.clip(values, 0.0, 255.0, out=out, casting="unsafe")
 
 
 def _strips(plan: PastePlan) -> list:
@@ -203,21 +188,29 @@ def _blend_box(warped: Array, frame: Array, out: Array, weight: Array,
     rows, cols = weight.shape
     step = max(8, _BLOCK_VALUES // (3 * cols))
     shape = (min(step, rows), cols, 3)
-    mix, rest = _buffer("mix3", shape, np.float32), _buffer("rest3", shape, np.float32)
+    mix, rest = work_array("mix3", shape, np.float32), work_array("rest3", shape, np.float32)
     for r0 in range(0, rows, step):
         r1 = min(r0 + step, rows)
         n = r1 - r0
         if kept is not None:
             w3, iw3 = kept[0][r0:r1], kept[1][r0:r1]
         else:
-            w3 = cv2.merge([weight[r0:r1]] * 3, dst=_buffer("w3", shape, np.float32)[:n])
-            iw3 = cv2.subtract(1.0, w3, dst=_buffer("iw3", shape, np.float32)[:n])
+            w3 = _as_channels(weight[r0:r1], work_array("w3", shape, np.float32)[:n])
+            iw3 = cv2.subtract(1.0, w3, dst=work_array("iw3", shape, np.float32)[:n])
         a, b = mix[:n], rest[:n]
         cv2.multiply(warped[r0:r1], w3, dst=a, dtype=cv2.CV_32F)
         cv2.multiply(frame[r0:r1], iw3, dst=b, dtype=cv2.CV_32F)
         cv2.add(a, b, dst=a)
-        np.clip(a, 0.0, 255.0, out=a)  # in place, then a plain cast: both faster than
-        np.copyto(out[r0:r1], a, casting="unsafe")  # a clip into uint8; the cast truncates
+        _truncate(a, out[r0:r1])
+
+
+def _as_channels(weight: Array, dst: Optional[Array] = None) -> Array:
+    """(rows, cols) -> (rows, cols, 3) float32, the weight repeated per channel."""
+    if not weight.flags.c_contiguous:  # cv2.merge is ~10x slower on a strided plane
+        plane = work_array("w1", weight.shape, np.float32)
+        np.copyto(plane, weight)
+        weight = plane
+    return cv2.merge([weight] * 3, dst=dst)
 
 
 def _blend_split(warped: Array, frame: Array, out: Array, plan: PastePlan) -> None:
@@ -236,13 +229,13 @@ def _blend_band(warped: Array, frame: Array, out: Array, split: BandSplit) -> No
     float32 on their own (no fused multiply-add), truncated. With uint8 inputs and
     0 <= w <= 1 the sum stays below 256: no clip needed."""
     n = len(split.band_w)
-    mix, rest = _buffer("mix", (n,), np.float32), _buffer("rest", (n,), np.float32)
-    np.multiply(np.take(warped, split.band_warp, out=_buffer("a", (n,), np.uint8)),
+    mix, rest = work_array("mix", (n,), np.float32), work_array("rest", (n,), np.float32)
+    np.multiply(np.take(warped, split.band_warp, out=work_array("a", (n,), np.uint8)),
                 split.band_w, out=mix)
-    np.multiply(np.take(frame, split.band_frame, out=_buffer("b", (n,), np.uint8)),
+    np.multiply(np.take(frame, split.band_frame, out=work_array("b", (n,), np.uint8)),
                 split.band_iw, out=rest)
     mix += rest
-    result = _buffer("result", (n,), np.uint8)
+    result = work_array("result", (n,), np.uint8)
     np.copyto(result, mix, casting="unsafe")  # the float -> uint8 cast truncates
     out[split.band_frame] = result
 

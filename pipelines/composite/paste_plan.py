@@ -3,6 +3,8 @@ frame to the next for one source frame, crop placement and weight.
 
 * :func:`plan_paste`: the frame box (ROI) where the weight is non-zero inside the crop
   footprint, and the weights there, plus the size of the prefix warp that covers it.
+* :func:`plan_template`: the same plan for an official crop template (the default
+  blend), made from the template without a frame-size mask, with its core known.
 * On a plan's later frames, :class:`PastePlan` finds (once, then keeps) what makes
   them cheaper: for uint8 crops the split of the ROI into interior (w == 1) and band
   (0 < w < 1); for float crops the core, a large axis-aligned box where w == 1.
@@ -25,6 +27,8 @@ import cv2
 import numpy as np
 
 from ..core.errors import ShapeError
+from .reference import CROP_TEMPLATES, template_image, template_weight, warp_to_frame
+from .scratch import work_array
 
 # The prefix warp's width is rounded up to this many columns (or to the frame width):
 # a multiple of every SIMD block width cv2 uses (8 to 64 pixels per iteration).
@@ -39,7 +43,8 @@ Array = np.ndarray
 @dataclass(frozen=True)
 class PastePlan:
     """Everything about one (source frame, crop placement, weight) that does not change
-    from one output frame to the next. Build it with :func:`plan_paste`."""
+    from one output frame to the next. Build it with :func:`plan_paste` or
+    :func:`plan_template`."""
 
     frame_hw: tuple          # (H, W) of the frames it pastes into
     crop_size: int           # S of the (S, S, 3) crops it pastes
@@ -48,7 +53,8 @@ class PastePlan:
     warp_hw: tuple           # (rows, cols) of the prefix warp, covering the ROI
     weight: Array            # (y1-y0, x1-x0) float32 in 0..1, 0 where the crop is not
     # filled on use: "uses" (frames pasted); from the second, "split" (a BandSplit, for
-    # uint8 crops) or "core", "strips" and "w3" (float crops: (w3, 1 - w3) per strip)
+    # uint8 crops) or "core", "strips" and "w3" (float crops: (w3, 1 - w3) per strip);
+    # a template plan holds its "core" from the start
     memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -60,7 +66,7 @@ class PastePlan:
     @property
     def core(self) -> tuple:
         """ROI-local (r0, r1, c0, c1) box where the weight is 1, (0, 0, 0, 0) if none
-        worth it (found on first use, then kept)."""
+        worth it (found on first use, then kept; a template plan's comes with it)."""
         if "core" not in self.memo:
             self.memo["core"] = _core_box(self.weight)
         return self.memo["core"]
@@ -194,16 +200,64 @@ def plan_paste(crop_to_frame, weight, crop_size: int = 512) -> PastePlan:
     w = w_full[by0:by1, bx0:bx1] * reach  # float32: the weight, 0 where the crop is not
     np.clip(w, 0.0, 1.0, out=w)
 
-    # the box of the non-zero weights (cv2's is 3-4x faster than numpy's any())
-    c, r, n_cols, n_rows = cv2.boundingRect((w != 0).view(np.uint8))
-    if n_rows == 0 or n_cols == 0:
+    return _plan_box(frame_hw, crop_size, matrix, w, (by0, bx0), _nonzero_box(w))
+
+
+def _nonzero_box(values: Array) -> tuple:
+    """(r0, r1, c0, c1) of the non-zero values of a 2-D array; empty if none."""
+    # cv2's is 3-4x faster than numpy's any() over rows and columns
+    c, r, n_cols, n_rows = cv2.boundingRect((values != 0).view(np.uint8))
+    return r, r + n_rows, c, c + n_cols
+
+
+def _plan_box(frame_hw: tuple, crop_size: int, matrix: Array, w: Array, origin: tuple,
+              box: tuple) -> PastePlan:
+    """The plan whose ROI is ``box`` (r0, r1, c0, c1) of the weights ``w`` (0..1) of the
+    frame box at ``origin`` (y, x): the box of their non-zero values."""
+    r0, r1, c0, c1 = box
+    if r1 <= r0 or c1 <= c0:
         return _empty_plan(frame_hw, crop_size, matrix)
-    w = np.ascontiguousarray(w[r:r + n_rows, c:c + n_cols])
-    y0, y1 = by0 + r, by0 + r + n_rows
-    x0, x1 = bx0 + c, bx0 + c + n_cols
+    y0, y1 = origin[0] + r0, origin[0] + r1
+    x0, x1 = origin[1] + c0, origin[1] + c1
     warp_hw = (y1, _prefix_cols(x1, frame_hw[1]))
     return PastePlan(frame_hw=frame_hw, crop_size=crop_size, matrix=matrix,
-                     roi=(y0, y1, x0, x1), warp_hw=warp_hw, weight=w)
+                     roi=(y0, y1, x0, x1), warp_hw=warp_hw,
+                     weight=np.ascontiguousarray(w[r0:r1, c0:c1]))
+
+
+def plan_template(crop_to_frame, template: str, frame_hw: tuple, crop_size: int = 512,
+                  alpha: float = 1.0) -> PastePlan:
+    """The plan of ``plan_paste(crop_to_frame, alpha * warped_crop_mask(template, ...))``
+    without a frame-size mask: a video source's per-frame plan.
+
+    template: a key of ``CROP_TEMPLATES``; alpha: 0..1. The template is warped onto
+    the prefix covering the crop box only (the full-frame warp's values there, see
+    :mod:`.paste`); it is 0 wherever the crop cannot reach, so needs no footprint. Its
+    flat square (where it is 1) gives the plan's core without a search.
+    """
+    matrix = _as_matrix(crop_to_frame)
+    crop_size = int(crop_size)
+    frame_hw = tuple(int(v) for v in frame_hw)
+    if not 0.0 <= float(alpha) <= 1.0:
+        raise ShapeError(f"alpha must be between 0 and 1, got {alpha}")
+    by0, by1, bx0, bx1 = _crop_box(matrix, crop_size, frame_hw)
+    if by1 <= by0 or bx1 <= bx0 or alpha == 0.0:
+        return _empty_plan(frame_hw, crop_size, matrix)
+    image = template_image(template, crop_size)
+    prefix = (by1, _prefix_cols(bx1, frame_hw[1]))
+    warped = warp_to_frame(image, matrix, prefix, work_array("template", prefix, image.dtype))
+    warped = warped[by0:by1, bx0:bx1]
+    r0, r1, c0, c1 = _nonzero_box(warped)  # the weight's: it is 0 where this is
+    w = np.empty((r1 - r0, c1 - c0), np.float32)
+    template_weight(template, warped[r0:r1, c0:c1], out=w)
+    if alpha != 1.0:
+        w *= np.float32(alpha)  # float32, as torch scales the frame-size mask
+    plan = _plan_box(frame_hw, crop_size, matrix, w, (by0 + r0, bx0 + c0),
+                     (0, r1 - r0, 0, c1 - c0))
+    if not plan.empty:  # with alpha < 1 no weight is 1: no core
+        flat = CROP_TEMPLATES[template].flat_square(crop_size)
+        plan.memo["core"] = _flat_core(plan, flat) if alpha == 1.0 else (0, 0, 0, 0)
+    return plan
 
 
 # Row ranges of the core search start and end on multiples of ROI rows / _CORE_STEPS
@@ -211,6 +265,9 @@ def plan_paste(crop_to_frame, weight, crop_size: int = 512) -> PastePlan:
 _CORE_STEPS = 64
 # A core under this share of the ROI is not worth splitting the blend into strips for.
 _CORE_MIN_SHARE = 0.125
+# Crop px kept between a template's flat square and the sample positions of the core
+# taken from it: above cv2's position error (float32, or 1/32 px fixed point before 4.11)
+_CORE_MARGIN = 0.05
 
 
 def _core_box(w: Array) -> tuple:
@@ -255,6 +312,43 @@ def _core_box(w: Array) -> tuple:
     # the block search took the blocks' widest first / narrowest last: the rows kept
     # may allow a wider box
     return (r0, r1, int(left[r0:r1].max()), int(right[r0:r1].min()))
+
+
+def _flat_core(plan: PastePlan, flat: tuple) -> tuple:
+    """The core of a template plan without a search: the largest axis-aligned box,
+    centred on the template's flat square (crop positions flat[0] .. flat[1], where it
+    is 1), whose pixels' bilinear samples read that square only. Kept only if the
+    weight is 1 all over it (not so with alpha < 1, nor with a warp that did not give
+    exactly 1 there).
+
+    The square's image is a parallelogram, symmetric about its centre, so the largest
+    box in it is centred too; its half sizes (a, b) in frame px maximise a * b under
+    |B (+-a, +-b)|max <= r, B the frame -> crop linear map, r the half side.
+    """
+    lo, hi = flat
+    centre = np.array([(lo + hi) / 2.0, (lo + hi) / 2.0, 1.0])
+    # a sample at q reads floor(q) and floor(q) + 1: both flat for lo <= q < hi
+    r = (hi - lo) / 2.0 - _CORE_MARGIN
+    coef = np.abs(np.linalg.inv(plan.matrix[:, :2]))  # rows: a*|B_i0| + b*|B_i1| <= r
+    a_max = min(r / c for c in coef[:, 0] if c > 0)
+    a = np.linspace(0.0, a_max, 257)
+    b = np.min([(r - ca * a) / cb for ca, cb in coef if cb > 0], axis=0)
+    best = int(np.argmax(a * b))
+    cx, cy = plan.matrix @ centre
+    y0, y1, x0, x1 = plan.roi
+    r0, r1 = _span(cy - b[best], cy + b[best], y0, y1)
+    c0, c1 = _span(cx - a[best], cx + a[best], x0, x1)
+    if (r1 - r0) * (c1 - c0) < _CORE_MIN_SHARE * (y1 - y0) * (x1 - x0):
+        return (0, 0, 0, 0)
+    if cv2.minMaxLoc(plan.weight[r0:r1, c0:c1])[0] != 1.0:
+        return (0, 0, 0, 0)
+    return (r0, r1, c0, c1)
+
+
+def _span(lo: float, hi: float, start: int, stop: int) -> tuple:
+    """ROI-local [first, last + 1) of the frame pixels in [lo, hi], within [start, stop)."""
+    first = min(max(int(np.ceil(lo)), start), stop)
+    return first - start, max(min(int(np.floor(hi)) + 1, stop), first) - start
 
 
 def _split(plan: PastePlan) -> BandSplit:

@@ -14,7 +14,7 @@ Two backends, one result within the goldens' tolerances:
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -23,7 +23,8 @@ from ..core import images
 from ..core.runtime import CPU, RunContext
 from ..core.types import Source
 from . import paste as cpu_paste
-from .blend import build_masks, frame_index, paste_torch
+from .blend import MASK_CROP_SIZE, build_masks, frame_index, paste_torch
+from .scratch import work_array
 from .spec import BlendSpec
 
 
@@ -52,6 +53,14 @@ class ChunkMasks:
         self.held = {s: self.held[s] for s in frames}
         return self.held
 
+    def template(self, crop_size: int) -> Optional[str]:
+        """The official crop template whose warp is the whole mask (region "crop", no
+        feather), if the masks are made for crops of ``crop_size``; else None."""
+        spec = self.spec
+        if spec.region != "crop" or spec.feather or crop_size != MASK_CROP_SIZE:
+            return None
+        return spec.crop_edge
+
 
 def paste_back(frames, crops, crop_to_frame, masks, index=None, spec: BlendSpec = BlendSpec(),
                ctx: RunContext = CPU, plans: Optional[dict] = None) -> np.ndarray:
@@ -62,10 +71,10 @@ def paste_back(frames, crops, crop_to_frame, masks, index=None, spec: BlendSpec 
     source frames it used, for the next chunk of the same render (same frames, matrices
     and masks); plans of source frames this chunk did not use are dropped."""
     index = frame_index(int(crops.shape[0]), int(frames.shape[0]), index)
-    if isinstance(masks, ChunkMasks):
-        masks = masks.take(sorted(set(index.tolist())))
+    used = sorted(set(index.tolist()))
     if ctx.device.type != "cpu" or spec.color_match != "off":
-        used = sorted(set(index.tolist()))
+        if isinstance(masks, ChunkMasks):
+            masks = masks.take(used)
         local = torch.as_tensor([used.index(s) for s in index.tolist()], dtype=torch.long)
         out = paste_torch(crops, torch.as_tensor(frames)[used], torch.as_tensor(crop_to_frame)[used],
                           torch.stack([torch.as_tensor(masks[s]) for s in used]), local,
@@ -74,28 +83,50 @@ def paste_back(frames, crops, crop_to_frame, masks, index=None, spec: BlendSpec 
     frames = images.to_uint8(torch.as_tensor(frames)).numpy()
     matrices = np.asarray(torch.as_tensor(crop_to_frame), dtype=np.float64)
     plans = {} if plans is None else plans
-    crops = _as_family_crops(crops, spec.crop_edge)
+    crops = torch.as_tensor(crops).detach().cpu()
+    plan = _planner(masks, used, int(crops.shape[1]), frames.shape[1:3])
     out = np.empty((len(index),) + frames.shape[1:], np.uint8)
     for t, s in enumerate(index.tolist()):
         if t % 8 == 0:
             ctx.check()
         if s not in plans:
-            weight = torch.as_tensor(masks[s]).to(torch.float32).numpy()
-            plans[s] = cpu_paste.plan_paste(matrices[s], weight, crops.shape[1])
-        cpu_paste.paste(frames[s], crops[t], plans[s], out=out[t])
-    used = set(index.tolist())
+            plans[s] = plan(s, matrices[s])
+        cpu_paste.paste(frames[s], _family_crop(crops[t], spec.crop_edge), plans[s], out=out[t])
     for s in [k for k in plans if k not in used]:  # a video source moves on: keep memory flat
         del plans[s]
     return out
 
 
-def _as_family_crops(crops, crop_edge: str) -> np.ndarray:
-    """The crops as the family's original pastes them: uint8 as they are; float 0..1
-    truncated to uint8 (LivePortrait) or scaled to unrounded float32 0..255 (Ditto)."""
-    crops = torch.as_tensor(crops).detach().cpu()
-    if crops.dtype == torch.uint8:
-        return crops.numpy()
-    values = crops.to(torch.float32).clamp(0.0, 1.0) * 255.0
+def _planner(masks, used: list, crop_size: int, frame_hw: tuple) -> Callable:
+    """(source frame, matrix) -> its CPU paste plan. Masks that are a bare official
+    template are planned from the template (:func:`paste.plan_template`: the same
+    plan, without making the frame-size masks); others from their masks."""
+    if isinstance(masks, ChunkMasks):
+        template = masks.template(crop_size)
+        if template is not None:
+            alpha = masks.spec.weight
+            return lambda s, matrix: cpu_paste.plan_template(matrix, template, frame_hw,
+                                                             crop_size, alpha)
+        masks = masks.take(used)
+
+    def from_mask(s: int, matrix: np.ndarray):
+        weight = torch.as_tensor(masks[s]).to(torch.float32).numpy()
+        return cpu_paste.plan_paste(matrix, weight, crop_size)
+    return from_mask
+
+
+def _family_crop(crop: torch.Tensor, crop_edge: str) -> np.ndarray:
+    """One crop as the family's original pastes it: uint8 as it is; float 0..1 truncated
+    to uint8 (LivePortrait) or scaled to unrounded float32 0..255 (Ditto). Made one at a
+    time in a work array: a chunk's worth would be tens of MB of float copies."""
+    if crop.dtype == torch.uint8:
+        return crop.numpy()
+    values = crop.to(torch.float32).numpy()
+    scaled = work_array("family_crop", values.shape, np.float32)
+    np.clip(values, 0.0, 1.0, out=scaled)
+    scaled *= np.float32(255.0)  # one float32 rounding, as the originals' * 255
     if crop_edge == "ditto":
-        return values.numpy()
-    return values.to(torch.uint8).numpy()  # the float -> uint8 cast truncates, as LivePortrait's
+        return scaled
+    truncated = work_array("family_crop_u8", values.shape, np.uint8)
+    np.copyto(truncated, scaled, casting="unsafe")  # the float -> uint8 cast truncates
+    return truncated

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable
+from typing import Callable, Optional
 
 import cv2
 import numpy as np
@@ -100,11 +100,13 @@ CROP_TEMPLATES = {
 # the original blends
 
 
-def warp_to_frame(img: np.ndarray, crop_to_frame: np.ndarray, frame_hw: tuple) -> np.ndarray:
-    """cv2.warpAffine exactly as both originals call it: bilinear, constant-0 border."""
+def warp_to_frame(img: np.ndarray, crop_to_frame: np.ndarray, frame_hw: tuple,
+                  dst: Optional[np.ndarray] = None) -> np.ndarray:
+    """cv2.warpAffine exactly as both originals call it: bilinear, constant-0 border.
+    ``dst``: an array of the result's shape and dtype to write into."""
     h, w = frame_hw
     m = np.asarray(crop_to_frame)[:2]
-    return cv2.warpAffine(img, m, (int(w), int(h)), flags=cv2.INTER_LINEAR,
+    return cv2.warpAffine(img, m, (int(w), int(h)), dst=dst, flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
@@ -148,14 +150,27 @@ def ditto_put_back(frame_u8: np.ndarray, render: np.ndarray, crop_to_frame: np.n
 
 def ditto_warped_mask(crop_to_frame: np.ndarray, frame_hw: tuple, size: int = 512) -> np.ndarray:
     """Ditto's frame-space mask: clip(warpAffine(get_mask), 0, 1), (H, W) float32."""
-    return np.clip(warp_to_frame(ditto_mask_template(size), crop_to_frame, frame_hw), 0, 1)
+    return warped_crop_mask("ditto", crop_to_frame, frame_hw, size)
 
 
 def warped_crop_mask(template: str, crop_to_frame: np.ndarray, frame_hw: tuple,
                      size: int = 512) -> np.ndarray:
     """The official crop template in frame space, as the original of ``template`` makes
     it: (H, W) float32 0..1 (LivePortrait warps its uint8 PNG, Ditto its float mask)."""
-    if template == "ditto":
-        return ditto_warped_mask(crop_to_frame, frame_hw, size)
-    return warp_to_frame(lp_mask_template(size), crop_to_frame, frame_hw).astype(np.float32) / 255.0
+    return template_weight(template, warp_to_frame(template_image(template, size),
+                                                   crop_to_frame, frame_hw))
 
+
+def template_image(template: str, size: int = 512) -> np.ndarray:
+    """The crop template as the original of ``template`` warps it (uint8 or float32)."""
+    return ditto_mask_template(size) if template == "ditto" else lp_mask_template(size)
+
+
+def template_weight(template: str, warped: np.ndarray,
+                    out: Optional[np.ndarray] = None) -> np.ndarray:
+    """The warped :func:`template_image` -> float32 weight 0..1, as the original turns
+    it into one (into ``out`` if given). Zero exactly where ``warped`` is."""
+    if template == "ditto":
+        return np.clip(warped, 0.0, 1.0, out=out)
+    # LivePortrait: astype(float32) / 255, the same float32 division
+    return np.divide(warped, np.float32(255.0), out=out, dtype=np.float32)
