@@ -207,12 +207,12 @@ def run_size(label, h, w, crop_px, P, R, putback, composite, repeats) -> list:
                               lp_ref)
     exact_td = np.array_equal(P.paste(frame, s["crop_f32"], P.plan_template(m, "ditto", (h, w))),
                               dt_ref)
-    add("plan_template + paste, uint8 crop, own source frame each (video)",
+    add("template plan + paste per frame, uint8 crop (video)",
         lambda: P.paste(frame, s["crop_u8"], P.plan_template(m, "liveportrait", (h, w)), out=out1),
         lambda: P.paste_frames(v_frames, crops_u8, plan_templates(P, v_ms, "liveportrait", (h, w)),
                                out=outb),
         f"bit-exact vs lp_paste_back: {exact_tl}; the template warped every frame")
-    add("plan_template + paste, float crop, own source frame each (video)",
+    add("template plan + paste per frame, float crop (video)",
         lambda: P.paste(frame, s["crop_f32"], P.plan_template(m, "ditto", (h, w)), out=out1),
         lambda: P.paste_frames(v_frames, crops_f, plan_templates(P, v_ms, "ditto", (h, w)),
                                out=outb),
