@@ -345,6 +345,11 @@ def test_nothing_to_paste_returns_the_frame():
     plan = P.plan_paste(on, np.zeros((100, 120), np.float32))
     assert plan.empty
     np.testing.assert_array_equal(P.paste(frame, crop, plan), frame)
+    for collapsed in (np.zeros((2, 3)), np.array([[1, 2, 5], [2, 4, 4.0]])):  # singular
+        for plan in (P.plan_paste(collapsed, np.ones((100, 120), np.float32)),
+                     P.plan_template(collapsed, "ditto", (100, 120))):
+            assert plan.empty
+            np.testing.assert_array_equal(P.paste(frame, crop, plan), frame)
 
 
 def test_out_and_in_place():

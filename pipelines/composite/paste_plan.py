@@ -119,7 +119,10 @@ def _as_weight(weight) -> Array:
 
 def _crop_box(matrix: Array, crop_size: int, frame_hw: tuple) -> tuple:
     """Frame box (y0, y1, x0, x1) of every pixel whose bilinear sample can touch the crop:
-    sample positions in the open square (-1, S)^2, plus a pixel for rounding."""
+    sample positions in the open square (-1, S)^2, plus a pixel for rounding. Empty for
+    a collapsed crop (a singular matrix, e.g. a lost face's placeholder)."""
+    if matrix[0, 0] * matrix[1, 1] - matrix[0, 1] * matrix[1, 0] == 0.0:
+        return (0, 0, 0, 0)  # cv2 would map every pixel onto the crop's corner
     lo, hi = -1.0, float(crop_size)
     corners = np.array([[lo, lo, 1.0], [hi, lo, 1.0], [lo, hi, 1.0], [hi, hi, 1.0]])
     pts = corners @ matrix.T
