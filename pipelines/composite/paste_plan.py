@@ -120,7 +120,7 @@ def _as_weight(weight) -> Array:
 def _crop_box(matrix: Array, crop_size: int, frame_hw: tuple) -> tuple:
     """Frame box (y0, y1, x0, x1) of every pixel whose bilinear sample can touch the crop:
     sample positions in the open square (-1, S)^2, plus a pixel for rounding. Empty for
-    a collapsed crop (a singular matrix, e.g. a lost face's placeholder)."""
+    a collapsed crop (a singular matrix)."""
     if matrix[0, 0] * matrix[1, 1] - matrix[0, 1] * matrix[1, 0] == 0.0:
         return (0, 0, 0, 0)  # cv2 would map every pixel onto the crop's corner
     lo, hi = -1.0, float(crop_size)
