@@ -54,12 +54,9 @@ class ChunkMasks:
         return self.held
 
     def template(self, crop_size: int) -> Optional[str]:
-        """The official crop template whose warp is the whole mask (region "crop", no
-        feather), if the masks are made for crops of ``crop_size``; else None."""
-        spec = self.spec
-        if spec.region != "crop" or spec.feather or crop_size != MASK_CROP_SIZE:
-            return None
-        return spec.crop_edge
+        """The official crop template the masks are made of alone, if they are made for
+        crops of ``crop_size``; else None."""
+        return self.spec.bare_template if crop_size == MASK_CROP_SIZE else None
 
 
 def paste_back(frames, crops, crop_to_frame, masks, index=None, spec: BlendSpec = BlendSpec(),

@@ -42,6 +42,12 @@ class BlendSpec:
         self.weight  # validates alpha
 
     @property
+    def bare_template(self) -> Optional[str]:
+        """The official crop template when the mask is that template alone (region
+        "crop" without feather) times ``weight``; else None."""
+        return self.crop_edge if self.region == "crop" and not self.feather else None
+
+    @property
     def weight(self) -> float:
         """The render's weight at the centre of the region."""
         if MODES[self.mode] is not None:
