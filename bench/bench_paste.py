@@ -15,7 +15,8 @@ round-robin, so that they share the machine's load) of
   the strips around it blended with kept weights); ``plan_paste`` alone; and
   ``plan_template`` + paste per frame (a video source, every output frame with its own
   source frame: the template warped, the core from its flat square, the strips blended
-  with weights made per block);
+  with weights made per block). Each paste row runs with the cv2 / numpy blend ("cv2")
+  and, where numba is installed, with the compiled one ("numba");
 * the torch ``composite`` (the previous production path, on the CPU, loaded from git
   history: ``--previous-rev``; masks precomputed);
 * the cv2 reference functions (``lp_paste_back`` with its mask precomputed, as
@@ -28,6 +29,7 @@ Each new-path row also says whether its output equals the reference bit for bit.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import os
 import shutil
@@ -159,6 +161,27 @@ def torch_composite(rev: str):
         return None
 
 
+def blends(P) -> list:
+    """The blends paste can run here: "cv2" (passes of cv2 / numpy), and "numba" (one
+    compiled loop) where numba is installed."""
+    saved = P.jit.ENABLED
+    P.jit.ENABLED = True
+    try:
+        return ["cv2"] + (["numba"] if P.jit.blend_kernel() is not None else [])
+    finally:
+        P.jit.ENABLED = saved
+
+
+def with_blend(P, blend: str, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` with paste running ``blend``."""
+    saved = P.jit.ENABLED
+    P.jit.ENABLED = blend == "numba"
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        P.jit.ENABLED = saved
+
+
 def plan_templates(P, matrices, template: str, hw: tuple) -> list:
     return [P.plan_template(mi, template, hw) for mi in matrices]
 
@@ -179,45 +202,51 @@ def run_size(label, h, w, crop_px, P, R, putback, composite, repeats) -> list:
     v_frames = np.stack([v["frame"] for v in video])
     v_masks = [R.ditto_warped_mask(v["m"], (h, w)) for v in video]
 
-    # a plan's first paste blends densely, later ones use its band split: check both
     lp_ref = R.lp_paste_back(s["crop_u8"], m, frame, lp_mask)
     dt_ref = R.ditto_put_back(frame, s["crop_f32"], m)
-    exact_lp = all(np.array_equal(P.paste(frame, s["crop_u8"], lp_plan), lp_ref)
-                   for _ in range(2))
-    exact_dt = all(np.array_equal(P.paste(frame, s["crop_f32"], dt_plan), dt_ref)
-                   for _ in range(2))
+    v_ms = [v["m"] for v in video]
     entries = []
 
     def add(name, single, batch, note=""):
         entries.append({"name": name, "single": single, "batch": batch, "note": note})
 
-    add("paste uint8 crop, plan reused [LivePortrait]",
-        lambda: P.paste(frame, s["crop_u8"], lp_plan, out=out1),
-        lambda: P.paste_frames(frame[None], crops_u8, [lp_plan], out=outb),
-        f"bit-exact vs lp_paste_back: {exact_lp}")
-    add("paste float crop, plan reused [Ditto]",
-        lambda: P.paste(frame, s["crop_f32"], dt_plan, out=out1),
-        lambda: P.paste_frames(frame[None], crops_f, [dt_plan], out=outb),
-        f"bit-exact vs ditto_put_back: {exact_dt}; ROI {dt_plan.roi}")
+    def paste_rows(blend):  # a function: each row's lambdas keep their own blend
+        on = functools.partial(with_blend, P, blend)
+        # a plan's first paste blends densely, later ones use its band split: check both
+        exact_lp = all(np.array_equal(on(P.paste, frame, s["crop_u8"], lp_plan), lp_ref)
+                       for _ in range(2))
+        exact_dt = all(np.array_equal(on(P.paste, frame, s["crop_f32"], dt_plan), dt_ref)
+                       for _ in range(2))
+        exact_tl = np.array_equal(on(P.paste, frame, s["crop_u8"],
+                                     P.plan_template(m, "liveportrait", (h, w))), lp_ref)
+        exact_td = np.array_equal(on(P.paste, frame, s["crop_f32"],
+                                     P.plan_template(m, "ditto", (h, w))), dt_ref)
+        add(f"paste uint8 crop, plan reused [LivePortrait; {blend}]",
+            lambda: on(P.paste, frame, s["crop_u8"], lp_plan, out=out1),
+            lambda: on(P.paste_frames, frame[None], crops_u8, [lp_plan], out=outb),
+            f"bit-exact vs lp_paste_back: {exact_lp}")
+        add(f"paste float crop, plan reused [Ditto; {blend}]",
+            lambda: on(P.paste, frame, s["crop_f32"], dt_plan, out=out1),
+            lambda: on(P.paste_frames, frame[None], crops_f, [dt_plan], out=outb),
+            f"bit-exact vs ditto_put_back: {exact_dt}; ROI {dt_plan.roi}")
+        add(f"template plan + paste per frame, uint8 crop (video; {blend})",
+            lambda: on(P.paste, frame, s["crop_u8"], P.plan_template(m, "liveportrait", (h, w)),
+                       out=out1),
+            lambda: on(P.paste_frames, v_frames, crops_u8,
+                       plan_templates(P, v_ms, "liveportrait", (h, w)), out=outb),
+            f"bit-exact vs lp_paste_back: {exact_tl}; the template warped every frame")
+        add(f"template plan + paste per frame, float crop (video; {blend})",
+            lambda: on(P.paste, frame, s["crop_f32"], P.plan_template(m, "ditto", (h, w)),
+                       out=out1),
+            lambda: on(P.paste_frames, v_frames, crops_f,
+                       plan_templates(P, v_ms, "ditto", (h, w)), out=outb),
+            f"bit-exact vs ditto_put_back: {exact_td}; the mask warped every frame, as "
+            "Ditto's PutBack does")
+    for blend in blends(P):
+        paste_rows(blend)
     add("plan_paste alone (once per source frame)",
         lambda: P.plan_paste(m, dt_mask),
         lambda: P.plan_frames([v["m"] for v in video], v_masks))
-    v_ms = [v["m"] for v in video]
-    exact_tl = np.array_equal(P.paste(frame, s["crop_u8"], P.plan_template(m, "liveportrait", (h, w))),
-                              lp_ref)
-    exact_td = np.array_equal(P.paste(frame, s["crop_f32"], P.plan_template(m, "ditto", (h, w))),
-                              dt_ref)
-    add("template plan + paste per frame, uint8 crop (video)",
-        lambda: P.paste(frame, s["crop_u8"], P.plan_template(m, "liveportrait", (h, w)), out=out1),
-        lambda: P.paste_frames(v_frames, crops_u8, plan_templates(P, v_ms, "liveportrait", (h, w)),
-                               out=outb),
-        f"bit-exact vs lp_paste_back: {exact_tl}; the template warped every frame")
-    add("template plan + paste per frame, float crop (video)",
-        lambda: P.paste(frame, s["crop_f32"], P.plan_template(m, "ditto", (h, w)), out=out1),
-        lambda: P.paste_frames(v_frames, crops_f, plan_templates(P, v_ms, "ditto", (h, w)),
-                               out=outb),
-        f"bit-exact vs ditto_put_back: {exact_td}; the mask warped every frame, as "
-        "Ditto's PutBack does")
     if composite is not None:
         r1 = torch.from_numpy(s["crop_f32"][None] / 255.0).float()
         rb = r1.expand(BATCH, -1, -1, -1).contiguous()

@@ -9,7 +9,9 @@ output frame with its own source frame and crop placement, the masks made per ch
 at 512x512 and 1920x1080. The earlier commit is checked out into a temporary git
 worktree and imported beside this checkout as a second package, so both run in one
 process, timed round-robin. Prints the median CPU time per output frame of each and
-whether both give the same frames.
+whether both give the same frames. With DITTO_CHECKOUT pointing at a checkout of
+antgroup/ditto-talkinghead, also the official Cython ``PutBack`` on the same frames
+(Ditto template only; its crops already scaled to 0..255, which the others do inside).
 """
 from __future__ import annotations
 
@@ -76,6 +78,29 @@ def timed(composite, source, crops, edge: str):
     return ms, hashlib.md5(out.tobytes()).hexdigest()
 
 
+def official(checkout: str):
+    """Ditto's Cython ``PutBack`` per frame over a chunk, or None (no checkout given, or
+    it does not build)."""
+    if not checkout:
+        return None
+    from bench_paste import build_ditto_putback
+
+    try:
+        putback, build = build_ditto_putback(checkout)
+        shutil.rmtree(build, ignore_errors=True)
+    except Exception as exc:  # a bench-only extra: report and go on
+        print(f"(official Cython PutBack not built: {type(exc).__name__}: {exc})")
+        return None
+
+    def run(source, crops):
+        frames, ctf = source.frames.numpy(), source.crop_to_frame.numpy()
+        renders = np.clip(crops.numpy(), 0.0, 1.0) * np.float32(255.0)
+        start = time.process_time()
+        out = [putback(f, r, m) for f, r, m in zip(frames, renders, ctf)]
+        return (time.process_time() - start) * 1e3 / len(out), np.stack(out)
+    return run
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--previous-rev", default="41f1a73")
@@ -97,20 +122,33 @@ def main(argv=None) -> None:
         print(f"cv2 {cv2.__version__} ({cv2.getNumThreads()} threads), torch "
               f"{torch.__version__} ({torch.get_num_threads()} threads); {args.frames} frames "
               f"per chunk, median of {args.repeats} chunks; CPU ms per output frame")
+        cython = official(os.environ.get("DITTO_CHECKOUT", ""))
         print(f"{'frame':10s} {'template':13s} {'this checkout':>14s} "
-              f"{args.previous_rev:>14s}  same frames")
+              f"{args.previous_rev:>14s}  same frames"
+              + ("   Cython PutBack  max |Cython - this|" if cython else ""))
         for label, (h, w, side) in SIZES.items():
             source, crops = video_source(h, w, side, args.frames)
             for edge in ("ditto", "liveportrait"):
-                runs = {"now": [], "prev": []}
+                runs = {"now": [], "prev": [], "cython": []}
                 digests = set()
+                official_out = None
                 for _ in range(args.repeats + 1):  # the first round warms up
                     for key, composite in (("now", current), ("prev", previous)):
                         ms, digest = timed(composite, source, crops, edge)
                         runs[key].append(ms)
                         digests.add(digest)
+                    if cython and edge == "ditto":
+                        ms, official_out = cython(source, crops)
+                        runs["cython"].append(ms)
                 now, prev = (statistics.median(runs[k][1:]) for k in ("now", "prev"))
-                print(f"{label:10s} {edge:13s} {now:14.2f} {prev:14.2f}  {len(digests) == 1}")
+                line = f"{label:10s} {edge:13s} {now:14.2f} {prev:14.2f}  {len(digests) == 1}"
+                if official_out is not None:
+                    ours = current.paste_back(source.frames, crops, source.crop_to_frame,
+                                              current.ChunkMasks(source, current.BlendSpec(crop_edge=edge)),
+                                              None, current.BlendSpec(crop_edge=edge), plans={})
+                    diff = np.abs(official_out.astype(int) - np.asarray(ours)).max()
+                    line += f"  {statistics.median(runs['cython'][1:]):14.2f}  {diff}"
+                print(line)
     finally:
         subprocess.run(["git", "-C", ROOT, "worktree", "remove", "--force",
                         os.path.join(folder, "checkout")], capture_output=True)

@@ -1,10 +1,12 @@
 """composite.paste: the planned CPU paste-back is bit-exact with the cv2 reference paths
 (goldens, random geometry, frame sizes from tiny to 4K) and keeps the frame wherever
-the render has no weight or cannot reach."""
+the render has no weight or cannot reach. Every test runs on both blends: cv2 / numpy
+passes, and numba's compiled loop (skipped where numba is not installed)."""
 import cv2
 import numpy as np
 import pytest
 
+from talking_head.pipelines.composite import jit
 from talking_head.pipelines.composite import paste as P
 from talking_head.pipelines.composite import paste_plan as PP
 from talking_head.pipelines.composite import reference as R
@@ -27,14 +29,25 @@ def _matrix(rng, hw, scale=None, angle=None, centre=None, shear=0.0, size=512):
     return m
 
 
+@pytest.fixture(autouse=True, params=["cv2", "jit"])
+def blend(request, monkeypatch):
+    """Which blend paste runs: "cv2" (numba or not) or "jit" (numba's compiled loop)."""
+    monkeypatch.setattr(jit, "ENABLED", request.param == "jit")
+    if request.param == "jit" and jit.blend_kernel() is None:
+        pytest.skip("numba is not installed (optional): the compiled blend is not used")
+    return request.param
+
+
 def _twice(frame, crop, plan):
     """A plan's first paste blends the whole ROI (dense); later ones blend only the band
-    (uint8 crops: split) or reuse kept weights (float crops): all give the same frame."""
+    (uint8 crops: split) or reuse kept weights (float crops), or (compiled blend) the
+    whole ROI again in one pass: all give the same frame."""
     first = P.paste(frame, crop, plan)
     assert "split" not in plan.memo and "w3" not in plan.memo
     second = P.paste(frame, crop, plan)
+    kept = ("split" if crop.dtype == np.uint8 else "w3") in plan.memo
     if not plan.empty:
-        assert ("split" if crop.dtype == np.uint8 else "w3") in plan.memo
+        assert kept != jit.ENABLED, "the compiled blend is not what paste ran"
     np.testing.assert_array_equal(first, second, err_msg="first and later pastes differ")
     return second
 
@@ -292,7 +305,7 @@ def test_template_core_comes_from_the_flat_square(template):
             m = _matrix(rng, hw, scale=scale, angle=rng.uniform(-0.6, 0.6),
                         centre=(hw[1] * rng.uniform(0.4, 0.6), hw[0] * rng.uniform(0.4, 0.6)))
             plan = P.plan_template(m, template, hw)
-            assert "core" in plan.memo
+            assert plan.core_is_cheap and "core" not in plan.memo  # made when asked
             core = _core_weight(plan)
             assert core.size and (core == 1).all(), (hw, trial)
             r0, r1, c0, c1 = PP._core_box(plan.weight)
@@ -366,6 +379,31 @@ def test_out_and_in_place():
         same = frame.copy()
         P.paste(same, crop, plan, out=same)
         np.testing.assert_array_equal(same, ref)
+
+
+def test_a_failing_compiled_blend_hands_over_to_cv2(monkeypatch, caplog):
+    """numba compiles on first use: if that (or a call) fails, the frame is still the
+    reference's, a warning says so, and the compiled blend stays off."""
+    rng = np.random.default_rng(8)
+    frame = rng.integers(0, 256, (400, 500, 3), np.uint8)
+    render = rng.uniform(0, 255, (512, 512, 3)).astype(np.float32)
+    m = _matrix(rng, (400, 500), scale=0.5, angle=0.3, centre=(250, 200))
+    calls = []
+
+    def broken(warped, frame, out, weight, y0, x0):
+        calls.append(1)
+        out[y0:y0 + len(weight), x0:x0 + weight.shape[1]] = 7  # a half-written ROI
+        raise RuntimeError("LLVM could not compile")
+
+    monkeypatch.setattr(jit, "ENABLED", True)
+    monkeypatch.setattr(jit, "_kernel", [broken])
+    plan = P.plan_template(m, "ditto", frame.shape[:2])
+    with caplog.at_level("WARNING", logger="talking_head"):
+        np.testing.assert_array_equal(P.paste(frame, render, plan), R.ditto_put_back(frame, render, m))
+    assert calls == [1] and "cv2 blend" in caplog.text
+    assert jit.blend_kernel() is None
+    np.testing.assert_array_equal(P.paste(frame, render, plan), R.ditto_put_back(frame, render, m))
+    assert calls == [1]
 
 
 def test_paste_frames_image_and_video_sources():

@@ -10,13 +10,17 @@ as float32) compute it, but only where it can change anything:
   without a frame-size mask (a video source's per-frame plan).
 * :func:`paste` per output frame: one cv2.warpAffine of the crop into the ROI's corner
   of the frame, then the blend inside the ROI only. The whole frame is only copied; it
-  never goes through float. The blend runs one of two ways, with the same result:
+  never goes through float. Each warp's source is first read in order, a line at a time
+  (:func:`.scratch.warm`), which spares the warp's rotated reads most cache misses. The
+  blend runs one of three ways, with the same result:
 
+  - compiled (where numba is installed, :mod:`.jit`): the formula in one loop over the
+    ROI, as Ditto's Cython blend does. Otherwise:
   - dense: the reference's float32 formula over the ROI (cv2 arithmetic, in
     cache-sized blocks of rows). Where the plan knows the ROI's core, a large
     axis-aligned box where w == 1, the core only takes the warped value (truncated:
     one pass instead of five) and only the strips around it are blended. A template
-    plan knows its core from the start (from the template's flat square); a weight
+    plan gets its core without a search (from the template's flat square); a weight
     plan finds it on its second frame (an image source) and then also keeps the
     strips' 3-channel w and 1 - w. Otherwise (a weight plan's first frame) the whole
     ROI is blended, with weights made per block.
@@ -47,9 +51,10 @@ import cv2
 import numpy as np
 
 from ..core.errors import ShapeError
+from . import jit
 from .paste_plan import BandSplit, PastePlan, plan_frames, plan_paste, plan_template
 from .reference import warp_to_frame
-from .scratch import work_array
+from .scratch import warm, work_array
 
 __all__ = ["PastePlan", "paste", "paste_frames", "plan_frames", "plan_paste", "plan_template"]
 
@@ -112,16 +117,20 @@ def paste(frame_u8, crop, plan: PastePlan, out: Optional[Array] = None) -> Array
         return _output(out, frame)
     reused = plan.memo.get("uses", 0) > 0
     plan.memo["uses"] = plan.memo.get("uses", 0) + 1
-    split = reused and crop.dtype == np.uint8
+    compiled = jit.blend_kernel() is not None
+    split = not compiled and reused and crop.dtype == np.uint8
     # the dense blend writes every ROI pixel; the split one only the band and interior
     out = _output(out, frame, written=None if split else plan.roi)
     rows, cols = plan.warp_hw
     # the warp onto the frame's top-left rows x cols (see the module's docstring)
+    warm(crop)
     warped = warp_to_frame(crop, plan.matrix, (rows, cols),
                            work_array("warp", (rows, cols, 3), crop.dtype))
+    if compiled and jit.blend(warped, frame, out, plan.weight, plan.roi[0], plan.roi[2]):
+        return out
     if split:
         _blend_split(warped, frame, out, plan)
-    else:
+    else:  # also where the compiled blend failed: dense writes every ROI pixel again
         _blend_dense(warped, frame, out, plan, keep=reused)
     return out
 
@@ -134,7 +143,7 @@ def _blend_dense(warped: Array, frame: Array, out: Array, plan: PastePlan,
     strips around it are blended. ``keep`` (a plan's later frames): the strips' 3-channel
     w and 1 - w are made once and kept in the plan; otherwise they are made per block."""
     y0, y1, x0, x1 = plan.roi
-    if not keep and "core" not in plan.memo:  # a plan's first frame: no search
+    if not keep and not plan.core_is_cheap:  # a weight plan's first frame: no search
         box = (slice(y0, y1), slice(x0, x1))
         _blend_box(warped[box], frame[box], out[box], plan.weight, None)
         return

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..core.errors import ShapeError
 from .reference import CROP_TEMPLATES, template_image, template_weight, warp_to_frame
-from .scratch import work_array
+from .scratch import warm, work_array
 
 # The prefix warp's width is rounded up to this many columns (or to the frame width):
 # a multiple of every SIMD block width cv2 uses (8 to 64 pixels per iteration).
@@ -54,7 +54,7 @@ class PastePlan:
     weight: Array            # (y1-y0, x1-x0) float32 in 0..1, 0 where the crop is not
     # filled on use: "uses" (frames pasted); from the second, "split" (a BandSplit, for
     # uint8 crops) or "core", "strips" and "w3" (float crops: (w3, 1 - w3) per strip);
-    # a template plan holds its "core" from the start
+    # a template plan holds its template's "flat" square from the start
     memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -66,10 +66,17 @@ class PastePlan:
     @property
     def core(self) -> tuple:
         """ROI-local (r0, r1, c0, c1) box where the weight is 1, (0, 0, 0, 0) if none
-        worth it (found on first use, then kept; a template plan's comes with it)."""
+        worth it (made on first use, then kept: a weight plan searches its weights, a
+        template plan takes it from the template's flat square)."""
         if "core" not in self.memo:
-            self.memo["core"] = _core_box(self.weight)
+            flat = self.memo.get("flat")
+            self.memo["core"] = _core_box(self.weight) if flat is None else _flat_core(self, flat)
         return self.memo["core"]
+
+    @property
+    def core_is_cheap(self) -> bool:
+        """The core is known, or comes without a search (a template plan)."""
+        return "core" in self.memo or "flat" in self.memo
 
     def split(self) -> "BandSplit":
         """The interior / band split of the ROI (built on first call, then kept)."""
@@ -248,6 +255,7 @@ def plan_template(crop_to_frame, template: str, frame_hw: tuple, crop_size: int 
         return _empty_plan(frame_hw, crop_size, matrix)
     image = template_image(template, crop_size)
     prefix = (by1, _prefix_cols(bx1, frame_hw[1]))
+    warm(image)
     warped = warp_to_frame(image, matrix, prefix, work_array("template", prefix, image.dtype))
     warped = warped[by0:by1, bx0:bx1]
     r0, r1, c0, c1 = _nonzero_box(warped)  # the weight's: it is 0 where this is
@@ -257,9 +265,12 @@ def plan_template(crop_to_frame, template: str, frame_hw: tuple, crop_size: int 
         w *= np.float32(alpha)  # float32, as torch scales the frame-size mask
     plan = _plan_box(frame_hw, crop_size, matrix, w, (by0 + r0, bx0 + c0),
                      (0, r1 - r0, 0, c1 - c0))
-    if not plan.empty:  # with alpha < 1 no weight is 1: no core
-        flat = CROP_TEMPLATES[template].flat_square(crop_size)
-        plan.memo["core"] = _flat_core(plan, flat) if alpha == 1.0 else (0, 0, 0, 0)
+    if plan.empty:
+        return plan
+    if alpha == 1.0:  # the core, when asked for, comes from the template's flat square
+        plan.memo["flat"] = CROP_TEMPLATES[template].flat_square(crop_size)
+    else:  # with alpha < 1 no weight is 1
+        plan.memo["core"] = (0, 0, 0, 0)
     return plan
 
 
