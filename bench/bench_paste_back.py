@@ -11,7 +11,8 @@ worktree and imported beside this checkout as a second package, so both run in o
 process, timed round-robin. Prints the median CPU time per output frame of each and
 whether both give the same frames. With DITTO_CHECKOUT pointing at a checkout of
 antgroup/ditto-talkinghead, also the official Cython ``PutBack`` on the same frames
-(Ditto template only; its crops already scaled to 0..255, which the others do inside).
+(Ditto template only), each crop first scaled to 0..255 as Ditto's decoder does it
+(the paste-back does that inside).
 """
 from __future__ import annotations
 
@@ -94,9 +95,11 @@ def official(checkout: str):
 
     def run(source, crops):
         frames, ctf = source.frames.numpy(), source.crop_to_frame.numpy()
-        renders = np.clip(crops.numpy(), 0.0, 1.0) * np.float32(255.0)
         start = time.process_time()
-        out = [putback(f, r, m) for f, r, m in zip(frames, renders, ctf)]
+        # as Ditto's Decoder hands its output over: clip(0, 1) * 255, float32, unrounded
+        # (the paste-back here does that inside; Ditto's HWC transpose is left out)
+        out = [putback(f, np.clip(c, 0, 1) * 255, m)
+               for f, c, m in zip(frames, crops.numpy(), ctf)]
         return (time.process_time() - start) * 1e3 / len(out), np.stack(out)
     return run
 

@@ -65,8 +65,11 @@ def _compile() -> Optional[Callable]:
         import numba
     except Exception:  # not installed, or built for another numpy: the cv2 path
         return None
-    # nogil: the render's paste stage may run beside the networks in another thread
-    return numba.njit(nogil=True, cache=True)(blend_roi)
+    # nogil: the render's paste stage may run beside the networks in another thread.
+    # No on-disk cache (about a second of compiling per process instead): numba's cache
+    # names the module, and this one is imported under the host's folder name, as
+    # "pipelines" by the command line, or as "talking_head" by the tests.
+    return numba.njit(nogil=True)(blend_roi)
 
 
 def blend_roi(warped, frame, out, weight, y0, x0):

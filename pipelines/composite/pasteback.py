@@ -65,8 +65,9 @@ def paste_back(frames, crops, crop_to_frame, masks, index=None, spec: BlendSpec 
     (N,H,W,3) uint8 with per-source-frame ``crop_to_frame`` (N,3,3) and ``masks`` (N,H,W)
     or a :class:`ChunkMasks`; output frame i uses source frame ``index[i]`` (default: i,
     or 0 for one frame). ``plans``: a dict this call fills with the CPU plans of the
-    source frames it used, for the next chunk of the same render (same frames, matrices
-    and masks); plans of source frames this chunk did not use are dropped."""
+    source frames it used more than once (an image source, held or looped frames), for
+    the next chunk of the same render (same frames, matrices and masks); plans of source
+    frames this chunk did not use are dropped."""
     index = frame_index(int(crops.shape[0]), int(frames.shape[0]), index)
     used = sorted(set(index.tolist()))
     if ctx.device.type != "cpu" or spec.color_match != "off":
@@ -83,12 +84,19 @@ def paste_back(frames, crops, crop_to_frame, masks, index=None, spec: BlendSpec 
     crops = torch.as_tensor(crops).detach().cpu()
     plan = _planner(masks, used, int(crops.shape[1]), frames.shape[1:3])
     out = np.empty((len(index),) + frames.shape[1:], np.uint8)
+    uses = np.bincount(index.numpy(), minlength=int(frames.shape[0]))
     for t, s in enumerate(index.tolist()):
         if t % 8 == 0:
             ctx.check()
         if s not in plans:
             plans[s] = plan(s, matrices[s])
         cpu_paste.paste(frames[s], _family_crop(crops[t], spec.crop_edge), plans[s], out=out[t])
+        if uses[s] == 1:
+            # a video source's frame used once: its plan (a MB or more of weights) goes
+            # now, so that the next frame's plan reuses that memory; plans kept to the end
+            # of the chunk would make the allocator hand it back to the OS, then fault it
+            # in again page by page (~0.3 ms a 512x512 frame)
+            del plans[s]
     for s in [k for k in plans if k not in used]:  # a video source moves on: keep memory flat
         del plans[s]
     return out
