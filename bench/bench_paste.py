@@ -210,40 +210,29 @@ def run_size(label, h, w, crop_px, P, R, putback, composite, repeats) -> list:
     def add(name, single, batch, note=""):
         entries.append({"name": name, "single": single, "batch": batch, "note": note})
 
-    def paste_rows(blend):  # a function: each row's lambdas keep their own blend
+    def paste_rows(blend, kind, template, crop, batch, plan, ref, ref_name, family):
+        # a function: each row's lambdas keep their own arguments
         on = functools.partial(with_blend, P, blend)
         # a plan's first paste blends densely, later ones use its band split: check both
-        exact_lp = all(np.array_equal(on(P.paste, frame, s["crop_u8"], lp_plan), lp_ref)
-                       for _ in range(2))
-        exact_dt = all(np.array_equal(on(P.paste, frame, s["crop_f32"], dt_plan), dt_ref)
-                       for _ in range(2))
-        exact_tl = np.array_equal(on(P.paste, frame, s["crop_u8"],
-                                     P.plan_template(m, "liveportrait", (h, w))), lp_ref)
-        exact_td = np.array_equal(on(P.paste, frame, s["crop_f32"],
-                                     P.plan_template(m, "ditto", (h, w))), dt_ref)
-        add(f"paste uint8 crop, plan reused [LivePortrait; {blend}]",
-            lambda: on(P.paste, frame, s["crop_u8"], lp_plan, out=out1),
-            lambda: on(P.paste_frames, frame[None], crops_u8, [lp_plan], out=outb),
-            f"bit-exact vs lp_paste_back: {exact_lp}")
-        add(f"paste float crop, plan reused [Ditto; {blend}]",
-            lambda: on(P.paste, frame, s["crop_f32"], dt_plan, out=out1),
-            lambda: on(P.paste_frames, frame[None], crops_f, [dt_plan], out=outb),
-            f"bit-exact vs ditto_put_back: {exact_dt}; ROI {dt_plan.roi}")
-        add(f"template plan + paste per frame, uint8 crop (video; {blend})",
-            lambda: on(P.paste, frame, s["crop_u8"], P.plan_template(m, "liveportrait", (h, w)),
-                       out=out1),
-            lambda: on(P.paste_frames, v_frames, crops_u8,
-                       plan_templates(P, v_ms, "liveportrait", (h, w)), out=outb),
-            f"bit-exact vs lp_paste_back: {exact_tl}; the template warped every frame")
-        add(f"template plan + paste per frame, float crop (video; {blend})",
-            lambda: on(P.paste, frame, s["crop_f32"], P.plan_template(m, "ditto", (h, w)),
-                       out=out1),
-            lambda: on(P.paste_frames, v_frames, crops_f,
-                       plan_templates(P, v_ms, "ditto", (h, w)), out=outb),
-            f"bit-exact vs ditto_put_back: {exact_td}; the mask warped every frame, as "
+        exact = all(np.array_equal(on(P.paste, frame, crop, plan), ref) for _ in range(2))
+        exact_t = np.array_equal(on(P.paste, frame, crop, P.plan_template(m, template, (h, w))),
+                                 ref)
+        add(f"paste {kind} crop, plan reused [{family}; {blend}]",
+            lambda: on(P.paste, frame, crop, plan, out=out1),
+            lambda: on(P.paste_frames, frame[None], batch, [plan], out=outb),
+            f"bit-exact vs {ref_name}: {exact}; ROI {plan.roi}")
+        add(f"template plan + paste per frame, {kind} crop (video; {blend})",
+            lambda: on(P.paste, frame, crop, P.plan_template(m, template, (h, w)), out=out1),
+            lambda: on(P.paste_frames, v_frames, batch,
+                       plan_templates(P, v_ms, template, (h, w)), out=outb),
+            f"bit-exact vs {ref_name}: {exact_t}; the template warped every frame, as "
             "Ditto's PutBack does")
+
     for blend in blends(P):
-        paste_rows(blend)
+        paste_rows(blend, "uint8", "liveportrait", s["crop_u8"], crops_u8, lp_plan, lp_ref,
+                   "lp_paste_back", "LivePortrait")
+        paste_rows(blend, "float", "ditto", s["crop_f32"], crops_f, dt_plan, dt_ref,
+                   "ditto_put_back", "Ditto")
     add("plan_paste alone (once per source frame)",
         lambda: P.plan_paste(m, dt_mask),
         lambda: P.plan_frames([v["m"] for v in video], v_masks))
