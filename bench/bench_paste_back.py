@@ -8,8 +8,8 @@ output frame with its own source frame and crop placement, the masks made per ch
 ``ChunkMasks``, the default blend: the official crop template of Ditto or LivePortrait),
 at 512x512 and 1920x1080. The earlier commit is checked out into a temporary git
 worktree and imported beside this checkout as a second package, so both run in one
-process, timed round-robin. Prints the median CPU time per output frame of each and
-whether both give the same frames. With DITTO_CHECKOUT pointing at a checkout of
+process, timed round-robin (the order turning each round). Prints the median CPU time
+per output frame of each and whether both give the same frames. With DITTO_CHECKOUT pointing at a checkout of
 antgroup/ditto-talkinghead, also the official Cython ``PutBack`` on the same frames
 (Ditto template only), each crop first scaled to 0..255 as Ditto's decoder does it
 (the paste-back does that inside).
@@ -135,14 +135,18 @@ def main(argv=None) -> None:
                 runs = {"now": [], "prev": [], "cython": []}
                 digests = set()
                 official_out = None
-                for _ in range(args.repeats + 1):  # the first round warms up
-                    for key, composite in (("now", current), ("prev", previous)):
-                        ms, digest = timed(composite, source, crops, edge)
+                keys = ["now", "prev"] + (["cython"] if cython and edge == "ditto" else [])
+                for r in range(args.repeats + 1):  # the first round warms up
+                    # the order turns each round: whoever runs right after another reads
+                    # the chunk's crops from a warmer cache
+                    for key in keys[r % len(keys):] + keys[:r % len(keys)]:
+                        if key == "cython":
+                            ms, official_out = cython(source, crops)
+                        else:
+                            ms, digest = timed(current if key == "now" else previous,
+                                               source, crops, edge)
+                            digests.add(digest)
                         runs[key].append(ms)
-                        digests.add(digest)
-                    if cython and edge == "ditto":
-                        ms, official_out = cython(source, crops)
-                        runs["cython"].append(ms)
                 now, prev = (statistics.median(runs[k][1:]) for k in ("now", "prev"))
                 line = f"{label:10s} {edge:13s} {now:14.2f} {prev:14.2f}  {len(digests) == 1}"
                 if official_out is not None:
