@@ -132,6 +132,21 @@ def build_ditto_putback(checkout: str):
     return pb.PutBack(), build
 
 
+def official_putback(checkout: str):
+    """The official ``PutBack`` built from ``checkout`` (its build folder removed once
+    loaded), or None: no checkout given, or it does not build (reported)."""
+    if not checkout:
+        return None
+    try:
+        putback, build = build_ditto_putback(checkout)
+    except Exception as exc:  # a bench-only extra: report and go on
+        print(f"(official Cython PutBack not built: {type(exc).__name__}: {exc})")
+        return None
+    shutil.rmtree(build, ignore_errors=True)  # loaded: the files are not needed
+    print(f"official PutBack built from {checkout}")
+    return putback
+
+
 def _load(name: str, path: str):
     if path.endswith(".py"):
         spec = importlib.util.spec_from_file_location(name, path)
@@ -164,12 +179,8 @@ def torch_composite(rev: str):
 def blends(P) -> list:
     """The blends paste can run here: "cv2" (passes of cv2 / numpy), and "numba" (one
     compiled loop) where numba is installed."""
-    saved = P.jit.ENABLED
-    P.jit.ENABLED = True
-    try:
-        return ["cv2"] + (["numba"] if P.jit.blend_kernel() is not None else [])
-    finally:
-        P.jit.ENABLED = saved
+    compiled = with_blend(P, "numba", P.jit.blend_kernel) is not None
+    return ["cv2"] + (["numba"] if compiled else [])
 
 
 def with_blend(P, blend: str, fn, *args, **kwargs):
@@ -278,15 +289,7 @@ def main(argv=None) -> None:
         cv2.setNumThreads(args.threads)
         torch.set_num_threads(args.threads)
     P, R = import_pipelines()
-    putback = None
-    checkout = os.environ.get("DITTO_CHECKOUT")
-    if checkout:
-        try:
-            putback, build = build_ditto_putback(checkout)
-            shutil.rmtree(build, ignore_errors=True)  # loaded: the files are not needed
-            print(f"official PutBack built from {checkout}")
-        except Exception as exc:  # a bench-only extra: report and go on
-            print(f"(official Cython PutBack not built: {type(exc).__name__}: {exc})")
+    putback = official_putback(os.environ.get("DITTO_CHECKOUT", ""))
     composite = torch_composite(args.previous_rev)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"load average {load:.2f}; "

@@ -82,15 +82,10 @@ def timed(composite, source, crops, edge: str):
 def official(checkout: str):
     """Ditto's Cython ``PutBack`` per frame over a chunk, or None (no checkout given, or
     it does not build)."""
-    if not checkout:
-        return None
-    from bench_paste import build_ditto_putback
+    from bench_paste import official_putback
 
-    try:
-        putback, build = build_ditto_putback(checkout)
-        shutil.rmtree(build, ignore_errors=True)
-    except Exception as exc:  # a bench-only extra: report and go on
-        print(f"(official Cython PutBack not built: {type(exc).__name__}: {exc})")
+    putback = official_putback(checkout)
+    if putback is None:
         return None
 
     def run(source, crops):
